@@ -1,0 +1,274 @@
+"""The everyday operations behind ``mailseal.sign`` and ``mailseal.verify``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from cryptography import x509
+
+from mailseal.asn1 import oids as O
+from mailseal.cms.inspect import (
+    ParsedSignerInfo,
+    SignerId,
+    check_signature,
+    find_signer_certificate,
+)
+from mailseal.cms.signed import PreparedSigner, SignerOptions
+from mailseal.errors import NotSMIME, UsageError
+from mailseal.keys.base import HashName
+from mailseal.keys.identity import Identity
+from mailseal.limits import DEFAULT_LIMITS, Limits
+from mailseal.mime.sign import sign_stream as _sign_stream
+from mailseal.mime.verify import SignedMessage, read_signed
+from mailseal.validation.trust import Trust, certificate_addresses, match_address
+from mailseal.validation.verdict import Problem, SignerVerdict, Status, VerifyResult, worst
+
+__all__ = ["sign", "sign_stream", "verify", "verify_stream"]
+
+_SIG_NAMES = {
+    "rsa-pkcs1": "RSASSA-PKCS1-v1_5",
+    "rsa-pss": "RSASSA-PSS",
+    "ecdsa": "ECDSA",
+    "ed25519": "Ed25519",
+    "ed448": "Ed448",
+}
+_CAP_NAMES = {
+    O.AES256_GCM: "aes256-gcm",
+    O.AES128_GCM: "aes128-gcm",
+    O.AES256_CBC: "aes256-cbc",
+    O.AES192_CBC: "aes192-cbc",
+    O.AES128_CBC: "aes128-cbc",
+    O.RSAES_OAEP: "rsaes-oaep",
+    "1.2.840.113549.3.7": "des-ede3-cbc",
+    "1.2.840.113549.3.2": "rc2-cbc",
+}
+
+
+def _prepare(
+    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
+    digest: HashName | None,
+    pss: bool,
+    ski: bool,
+) -> list[PreparedSigner]:
+    items = [signers] if isinstance(signers, Identity | PreparedSigner) else list(signers)
+    if not items:
+        raise UsageError("at least one signer is needed")
+    opts = SignerOptions(digest=digest, pss=pss, use_ski=ski)
+    return [s if isinstance(s, PreparedSigner) else PreparedSigner(s, opts) for s in items]
+
+
+def sign_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
+    *,
+    opaque: bool = False,
+    digest: HashName | None = None,
+    pss: bool = False,
+    ski: bool = False,
+    when: _dt.datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> None:
+    """Sign the message read from ``source`` and write the S/MIME message to ``sink``.
+
+    ``signers`` are :class:`~mailseal.keys.identity.Identity` objects (or signers prepared
+    once with :class:`~mailseal.cms.signed.PreparedSigner` for speed). The default output is a
+    detached ``multipart/signed`` message; ``opaque=True`` gives
+    ``application/pkcs7-mime; smime-type=signed-data``.
+    """
+    _sign_stream(
+        source, sink, _prepare(signers, digest, pss, ski), opaque=opaque, when=when, limits=limits
+    )
+
+
+def sign(
+    message: bytes,
+    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
+    *,
+    opaque: bool = False,
+    digest: HashName | None = None,
+    pss: bool = False,
+    ski: bool = False,
+    when: _dt.datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes:
+    """Sign a message (bytes in, bytes out). See :func:`sign_stream`."""
+    out = io.BytesIO()
+    sign_stream(
+        io.BytesIO(message),
+        out,
+        signers,
+        opaque=opaque,
+        digest=digest,
+        pss=pss,
+        ski=ski,
+        when=when,
+        limits=limits,
+    )
+    return out.getvalue()
+
+
+def _trust_from(trust: Trust | Sequence[x509.Certificate] | None) -> Trust:
+    if isinstance(trust, Trust):
+        return trust
+    return Trust(tuple(trust or ()))
+
+
+def _describe_pref(pref: SignerId | None, pool: Sequence[x509.Certificate]) -> str | None:
+    if pref is None:
+        return None
+    for cert in pool:
+        if pref.matches(cert):
+            addrs = certificate_addresses(cert)
+            return f"{pref.describe()} ({addrs[0] if addrs else cert.subject.rfc4514_string()})"
+    return pref.describe()
+
+
+def _judge(
+    si: ParsedSignerInfo,
+    msg: SignedMessage,
+    trust: Trust,
+    certificates: Sequence[x509.Certificate],
+) -> SignerVerdict:
+    sd = msg.signed_data
+    pool = (*sd.certificates, *certificates, *trust.intermediates)
+    cert = find_signer_certificate(si, sd.certificates, list(certificates))
+    digest_name = si.digest_name or si.digest_oid
+    sig_name = _SIG_NAMES.get(si.signature_kind or "", si.signature_oid)
+    problems: list[Problem] = []
+    notes: list[str] = list(si.attribute_problems)
+    intact = False
+    trusted = False
+    path: tuple[x509.Certificate, ...] = ()
+    addresses: tuple[str, ...] = ()
+    matches: bool | None = None
+    if cert is None:
+        problems.append(
+            Problem(
+                Status.SIGNER_UNKNOWN,
+                f"the signer's certificate ({si.sid.describe()}) is neither in the message "
+                "nor among the certificates supplied",
+            )
+        )
+    else:
+        check = check_signature(
+            si,
+            cert,
+            econtent_type=sd.content_type,
+            digests=msg.digests,
+            canonical_digests=msg.canonical_digests,
+            content=msg.content,
+        )
+        intact = check.intact
+        if check.via_canonical:
+            notes.append("verified after restoring CRLF line ends (a stored LF-only copy)")
+        if not intact:
+            unsupported = check.problem and check.problem.startswith("unknown")
+            problems.append(
+                Problem(Status.UNSUPPORTED if unsupported else Status.TAMPERED, check.problem or "")
+            )
+        addresses = certificate_addresses(cert)
+        outcome = trust.evaluate(cert, extra=[*sd.certificates, *certificates], purpose="sign")
+        path = outcome.path
+        problems.extend(outcome.problems)
+        trusted = outcome.trusted
+        if si.digest_name in ("md5", "sha1") and not trust.allow_weak:
+            problems.append(
+                Problem(Status.WEAK_ALGORITHM, f"the signature uses the weak digest {si.digest_name}")
+            )
+        if trust.check_address and msg.from_addresses:
+            matches = match_address(addresses, msg.from_addresses)
+            if not matches:
+                problems.append(
+                    Problem(
+                        Status.ADDRESS_MISMATCH,
+                        f"the From address {', '.join(msg.from_addresses)} is not in the "
+                        f"signer's certificate ({', '.join(addresses) or 'no address'})",
+                    )
+                )
+    status = worst([p.code for p in problems]) if problems else Status.VALID
+    return SignerVerdict(
+        index=si.index,
+        status=status,
+        intact=intact,
+        trusted=trusted,
+        problems=tuple(problems),
+        signer_id=si.sid.describe(),
+        certificate=cert,
+        path=path,
+        addresses=addresses,
+        address_matches_from=matches,
+        signing_time=si.signing_time,
+        digest_algorithm=digest_name,
+        signature_algorithm=sig_name,
+        capabilities=tuple(_CAP_NAMES.get(c, c) for c in si.capabilities),
+        encryption_key_preference=_describe_pref(si.encryption_key_preference, pool),
+        notes=tuple(notes),
+    )
+
+
+def verify_stream(
+    source: BinaryIO,
+    content_sink: BinaryIO | None = None,
+    *,
+    trust: Trust | Sequence[x509.Certificate] | None = None,
+    certificates: Sequence[x509.Certificate] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerifyResult:
+    """Verify the signed message read from ``source``.
+
+    The signed content is written, byte-exact, to ``content_sink``. Returns a
+    :class:`~mailseal.validation.verdict.VerifyResult`; raises a
+    :class:`~mailseal.errors.MailsealError` only when the input cannot be evaluated.
+    """
+    t = _trust_from(trust)
+    try:
+        msg = read_signed(source, content_sink, limits=limits)
+    except NotSMIME as exc:
+        if "not signed" not in str(exc):
+            raise
+        return VerifyResult(Status.UNSIGNED, "none", (), None, (), (), (str(exc),))
+    verdicts = tuple(_judge(si, msg, t, certificates) for si in msg.signed_data.signer_infos)
+    notes = list(msg.notes)
+    if not verdicts:
+        notes.append("the signature holds no SignerInfo")
+        status = Status.UNSIGNED
+    else:
+        status = worst([v.status for v in verdicts])
+    return VerifyResult(
+        status=status,
+        form=msg.form,
+        signers=verdicts,
+        content=msg.content,
+        certificates=msg.signed_data.certificates,
+        from_addresses=msg.from_addresses,
+        notes=tuple(notes),
+    )
+
+
+def verify(
+    message: bytes,
+    *,
+    trust: Trust | Sequence[x509.Certificate] | None = None,
+    certificates: Sequence[x509.Certificate] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerifyResult:
+    """Verify a signed message held in memory; ``result.content`` is the signed content."""
+    sink = io.BytesIO()
+    result = verify_stream(
+        io.BytesIO(message), sink, trust=trust, certificates=certificates, limits=limits
+    )
+    if result.form == "none":
+        return result
+    return VerifyResult(
+        status=result.status,
+        form=result.form,
+        signers=result.signers,
+        content=sink.getvalue(),
+        certificates=result.certificates,
+        from_addresses=result.from_addresses,
+        notes=result.notes,
+    )

@@ -1,0 +1,409 @@
+"""Reading CMS SignedData and checking each SignerInfo's signature (RFC 5652 §5.4-§5.6).
+
+:func:`parse_signed_data` turns DER into plain frozen values; :func:`check_signature` says
+whether one SignerInfo is intact for given content digests. Trust in the signer's certificate
+is not decided here (see :mod:`mailseal.validation`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from asn1crypto import cms as a_cms
+from asn1crypto import core as a_core
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from mailseal.asn1 import oids as O
+from mailseal.cms.algorithms import DIGEST_BY_OID, SIGNATURE_OIDS
+from mailseal.errors import LimitExceeded, MalformedCMS
+from mailseal.limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "ParsedSignedData",
+    "ParsedSignerInfo",
+    "SignatureCheck",
+    "check_signature",
+    "find_signer_certificate",
+    "load_certificate",
+    "parse_signed_data",
+]
+
+_CERT_CACHE: OrderedDict[bytes, x509.Certificate] = OrderedDict()
+_CERT_CACHE_MAX = 1024
+
+
+def load_certificate(der_bytes: bytes) -> x509.Certificate:
+    """Parse a DER certificate, remembering recent ones (messages repeat the same chains)."""
+    cert = _CERT_CACHE.get(der_bytes)
+    if cert is not None:
+        _CERT_CACHE.move_to_end(der_bytes)
+        return cert
+    try:
+        cert = x509.load_der_x509_certificate(der_bytes)
+    except ValueError as exc:
+        raise MalformedCMS(f"a certificate in the message is malformed ({exc})") from None
+    _CERT_CACHE[der_bytes] = cert
+    if len(_CERT_CACHE) > _CERT_CACHE_MAX:
+        _CERT_CACHE.popitem(last=False)
+    return cert
+
+
+@dataclass(frozen=True, slots=True)
+class SignerId:
+    """issuerAndSerialNumber (issuer Name DER + serial) or subjectKeyIdentifier."""
+
+    issuer_der: bytes | None = None
+    serial: int | None = None
+    ski: bytes | None = None
+
+    def describe(self) -> str:
+        if self.ski is not None:
+            return f"subjectKeyIdentifier {self.ski.hex()}"
+        return f"issuer+serial {self.serial:x}" if self.serial is not None else "unknown"
+
+    def matches(self, cert: x509.Certificate) -> bool:
+        if self.ski is not None:
+            try:
+                ext = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+            except (x509.ExtensionNotFound, ValueError):
+                return False
+            return ext.value.digest == self.ski
+        return (
+            cert.serial_number == self.serial and cert.issuer.public_bytes() == self.issuer_der
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSignerInfo:
+    index: int
+    version: int
+    sid: SignerId
+    digest_oid: str
+    digest_name: str | None  # None when the digest algorithm is unknown
+    signature_oid: str
+    signature_kind: str | None
+    signature_hash: str | None  # hash fixed by the signature algorithm or PSS parameters
+    signature: bytes
+    signed_attrs: bytes | None  # DER with the SET tag, exactly as signed
+    content_type: str | None
+    message_digest: bytes | None
+    signing_time: _dt.datetime | None
+    capabilities: tuple[str, ...]
+    encryption_key_preference: SignerId | None
+    has_timestamp: bool
+    attribute_problems: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSignedData:
+    content_type: str
+    content: bytes | None
+    digest_oids: tuple[str, ...]
+    certificates: tuple[x509.Certificate, ...]
+    crls: tuple[bytes, ...]
+    signer_infos: tuple[ParsedSignerInfo, ...]
+
+
+def _hash_name(algo: a_cms.DigestAlgorithm) -> str | None:
+    d = DIGEST_BY_OID.get(algo["algorithm"].dotted)
+    if d is not None:
+        return d.name
+    return "md5" if algo["algorithm"].dotted == O.MD5 else None
+
+
+def _parse_signer_info(index: int, si: a_cms.SignerInfo) -> ParsedSignerInfo:
+    sid_v = si["sid"]
+    if sid_v.name == "subject_key_identifier":
+        sid = SignerId(ski=bytes(sid_v.chosen.native))
+    else:
+        ias = sid_v.chosen
+        sid = SignerId(issuer_der=ias["issuer"].dump(), serial=int(ias["serial_number"].native))
+    dig = si["digest_algorithm"]
+    sig_alg = si["signature_algorithm"]
+    sig_oid = sig_alg["algorithm"].dotted
+    kind_hash = SIGNATURE_OIDS.get(sig_oid)
+    kind = kind_hash[0] if kind_hash else None
+    sig_hash = kind_hash[1] if kind_hash else None
+    if sig_oid == O.RSASSA_PSS:
+        params = sig_alg["parameters"]
+        if isinstance(params, a_core.Void) or params.native is None:
+            sig_hash = "sha1"  # RFC 4055 defaults
+        else:
+            h = DIGEST_BY_OID.get(params["hash_algorithm"]["algorithm"].dotted)
+            sig_hash = h.name if h else None
+    attrs = si["signed_attrs"]
+    signed_attrs: bytes | None = None
+    ctype = mdig = None
+    stime: _dt.datetime | None = None
+    caps: list[str] = []
+    pref: SignerId | None = None
+    problems: list[str] = []
+    if not isinstance(attrs, a_core.Void) and attrs.contents is not None:
+        body = attrs.contents
+        signed_attrs = _set_tlv(body)
+        seen: set[str] = set()
+        for attr in attrs:
+            oid = attr["type"].dotted
+            if oid in seen and oid in (O.ID_CONTENT_TYPE, O.ID_MESSAGE_DIGEST, O.ID_SIGNING_TIME):
+                problems.append(f"attribute {oid} appears more than once")
+            seen.add(oid)
+            values = attr["values"]
+            if oid == O.ID_CONTENT_TYPE:
+                ctype = _single(values, problems, "contentType").dotted
+            elif oid == O.ID_MESSAGE_DIGEST:
+                mdig = bytes(_single(values, problems, "messageDigest").native)
+            elif oid == O.ID_SIGNING_TIME:
+                stime = _single(values, problems, "signingTime").native
+            elif oid == O.ID_SMIME_CAPABILITIES:
+                for cap in _single(values, problems, "SMIMECapabilities"):
+                    caps.append(cap["capability_id"].dotted)
+            elif oid == O.ID_AA_ENCRYP_KEY_PREF:
+                v = _single(values, problems, "encrypKeyPref")
+                if v.name == "issuer_and_serial_number":
+                    pref = SignerId(
+                        issuer_der=v.chosen["issuer"].dump(),
+                        serial=int(v.chosen["serial_number"].native),
+                    )
+                elif v.name == "subjectAltKeyIdentifier":
+                    pref = SignerId(ski=bytes(v.chosen.contents or b""))
+            elif oid == O.MS_ENCRYPT_KEY_PREF and pref is None:
+                raw = _single(values, problems, "msEncryptKeyPref")
+                ias = a_cms.IssuerAndSerialNumber.load(raw.dump())
+                pref = SignerId(issuer_der=ias["issuer"].dump(), serial=int(ias["serial_number"].native))
+    unsigned = si["unsigned_attrs"]
+    has_ts = False
+    if not isinstance(unsigned, a_core.Void):
+        has_ts = any(a["type"].dotted == O.ID_AA_TIMESTAMP_TOKEN for a in unsigned)
+    return ParsedSignerInfo(
+        index=index,
+        version=int(si["version"].native[1:]) if isinstance(si["version"].native, str) else 0,
+        sid=sid,
+        digest_oid=dig["algorithm"].dotted,
+        digest_name=_hash_name(dig),
+        signature_oid=sig_oid,
+        signature_kind=kind,
+        signature_hash=sig_hash,
+        signature=bytes(si["signature"].native),
+        signed_attrs=signed_attrs,
+        content_type=ctype,
+        message_digest=mdig,
+        signing_time=stime,
+        capabilities=tuple(caps),
+        encryption_key_preference=pref,
+        has_timestamp=has_ts,
+        attribute_problems=tuple(problems),
+    )
+
+
+def _set_tlv(body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        length = bytes((n,))
+    else:
+        b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes((0x80 | len(b),)) + b
+    return b"\x31" + length + body
+
+
+def _single(values: a_core.Asn1Value, problems: list[str], name: str) -> a_core.Asn1Value:
+    if len(values) != 1:
+        problems.append(f"the {name} attribute must have exactly one value")
+        if len(values) == 0:
+            raise MalformedCMS(f"the {name} attribute has no value")
+    return values[0]
+
+
+def parse_signed_data(
+    der_bytes: bytes, *, limits: Limits = DEFAULT_LIMITS
+) -> ParsedSignedData:
+    """Parse a ContentInfo holding SignedData into frozen values."""
+    if not der_bytes:
+        raise MalformedCMS("the CMS signature is empty")
+    try:
+        ci = a_cms.ContentInfo.load(der_bytes, strict=True)
+        if ci["content_type"].dotted != O.ID_SIGNED_DATA:
+            raise MalformedCMS(
+                f"expected CMS SignedData, found content type {ci['content_type'].dotted}"
+            )
+        sd = ci["content"]
+        encap = sd["encap_content_info"]
+        ctype = encap["content_type"].dotted
+        econtent = encap["content"]
+        content: bytes | None = None
+        if not isinstance(econtent, a_core.Void) and econtent.contents is not None:
+            parsed = econtent.parsed if hasattr(econtent, "parsed") else econtent
+            content = bytes(parsed.native) if parsed is not None else b""
+        digest_oids = tuple(a["algorithm"].dotted for a in sd["digest_algorithms"])
+        certs: list[x509.Certificate] = []
+        cert_field = sd["certificates"]
+        if not isinstance(cert_field, a_core.Void):
+            if len(cert_field) > limits.max_certificates:
+                raise LimitExceeded(
+                    f"more than {limits.max_certificates} certificates in one signature"
+                )
+            for choice in cert_field:
+                if choice.name == "certificate":
+                    certs.append(load_certificate(choice.chosen.dump()))
+        crls: list[bytes] = []
+        crl_field = sd["crls"]
+        if not isinstance(crl_field, a_core.Void):
+            for choice in crl_field:
+                if choice.name == "crl":
+                    crls.append(choice.chosen.dump())
+        sis = sd["signer_infos"]
+        if len(sis) > limits.max_signers:
+            raise LimitExceeded(f"more than {limits.max_signers} signers in one signature")
+        infos = tuple(_parse_signer_info(i, si) for i, si in enumerate(sis))
+    except (MalformedCMS, LimitExceeded):
+        raise
+    except Exception as exc:  # asn1crypto raises ValueError, TypeError, KeyError, ...
+        raise MalformedCMS(f"the CMS signature is malformed ({exc})") from None
+    return ParsedSignedData(ctype, content, digest_oids, tuple(certs), tuple(crls), infos)
+
+
+def find_signer_certificate(
+    si: ParsedSignerInfo, *pools: tuple[x509.Certificate, ...] | list[x509.Certificate]
+) -> x509.Certificate | None:
+    for pool in pools:
+        for cert in pool:
+            if si.sid.matches(cert):
+                return cert
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    intact: bool
+    problem: str | None = None
+    #: the content matched only after restoring CRLF line ends (a stored LF-only copy)
+    via_canonical: bool = False
+
+
+_HASH_CLASSES: dict[str, type[hashes.HashAlgorithm]] = {
+    "md5": hashes.MD5,
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+def _verify_raw(
+    cert: x509.Certificate,
+    kind: str,
+    hash_name: str | None,
+    signature: bytes,
+    data: bytes | None,
+    prehashed: bytes | None,
+) -> str | None:
+    """None when the signature verifies, else the reason."""
+    try:
+        pub = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        return f"the signer's public key cannot be used ({exc})"
+    h = _HASH_CLASSES.get(hash_name or "")
+    try:
+        if kind in ("rsa-pkcs1", "rsa-pss"):
+            if not isinstance(pub, rsa.RSAPublicKey) or h is None:
+                return "signature algorithm does not fit the signer's key"
+            pad: padding.AsymmetricPadding = (
+                padding.PKCS1v15()
+                if kind == "rsa-pkcs1"
+                else padding.PSS(mgf=padding.MGF1(h()), salt_length=padding.PSS.AUTO)
+            )
+            if data is not None:
+                pub.verify(signature, data, pad, h())
+            else:
+                pub.verify(signature, prehashed or b"", pad, Prehashed(h()))
+        elif kind == "ecdsa":
+            if not isinstance(pub, ec.EllipticCurvePublicKey) or h is None:
+                return "signature algorithm does not fit the signer's key"
+            if data is not None:
+                pub.verify(signature, data, ec.ECDSA(h()))
+            else:
+                pub.verify(signature, prehashed or b"", ec.ECDSA(Prehashed(h())))
+        elif kind == "ed25519":
+            if not isinstance(pub, ed25519.Ed25519PublicKey):
+                return "signature algorithm does not fit the signer's key"
+            if data is None:
+                return "Ed25519 without signed attributes needs the whole content in memory"
+            pub.verify(signature, data)
+        elif kind == "ed448":
+            if not isinstance(pub, ed448.Ed448PublicKey):
+                return "signature algorithm does not fit the signer's key"
+            if data is None:
+                return "Ed448 without signed attributes needs the whole content in memory"
+            pub.verify(signature, data)
+        else:
+            return "unsupported signature algorithm"
+    except InvalidSignature:
+        return "the signature value does not verify"
+    except (ValueError, UnsupportedAlgorithm, TypeError) as exc:
+        return f"the signature cannot be checked ({exc})"
+    return None
+
+
+def check_signature(
+    si: ParsedSignerInfo,
+    cert: x509.Certificate,
+    *,
+    econtent_type: str,
+    digests: Mapping[str, bytes],
+    canonical_digests: Mapping[str, bytes] | None = None,
+    content: bytes | None = None,
+) -> SignatureCheck:
+    """Is this SignerInfo intact for content with these digests?
+
+    ``digests`` maps digest names to the content's digest; ``canonical_digests`` are the digests
+    of the CRLF-restored content, tried when the first do not match.
+    """
+    if si.digest_name is None:
+        return SignatureCheck(False, f"unknown digest algorithm {si.digest_oid}")
+    if si.signature_kind is None:
+        return SignatureCheck(False, f"unknown signature algorithm {si.signature_oid}")
+    digest = digests.get(si.digest_name)
+    if digest is None and si.digest_name == "md5" and content is not None:
+        digest = hashlib.md5(content, usedforsecurity=False).digest()
+    if digest is None:
+        return SignatureCheck(False, f"the content was not hashed with {si.digest_name}")
+    if si.signed_attrs is not None:
+        if si.content_type is None or si.message_digest is None:
+            return SignatureCheck(
+                False, "signed attributes lack contentType or messageDigest (RFC 5652 §5.3)"
+            )
+        if si.content_type != econtent_type:
+            return SignatureCheck(False, "the contentType attribute does not match the content")
+        via_canonical = False
+        if si.message_digest != digest:
+            alt = (canonical_digests or {}).get(si.digest_name)
+            if alt is None or si.message_digest != alt:
+                return SignatureCheck(False, "the content does not match the signed digest")
+            via_canonical = True
+        sig_hash = si.signature_hash or si.digest_name
+        reason = _verify_raw(cert, si.signature_kind, sig_hash, si.signature, si.signed_attrs, None)
+        if reason:
+            return SignatureCheck(False, reason)
+        return SignatureCheck(True, None, via_canonical)
+    # no signed attributes: the signature is over the content itself
+    sig_hash = si.signature_hash or si.digest_name
+    if sig_hash != si.digest_name:
+        return SignatureCheck(False, "signature and digest algorithms disagree")
+    reason = _verify_raw(cert, si.signature_kind, sig_hash, si.signature, content, digest)
+    if reason and canonical_digests and sig_hash in canonical_digests:
+        alt_reason = _verify_raw(
+            cert, si.signature_kind, sig_hash, si.signature, None, canonical_digests[sig_hash]
+        )
+        if alt_reason is None:
+            return SignatureCheck(True, None, True)
+    if reason:
+        return SignatureCheck(False, reason)
+    return SignatureCheck(True)

@@ -1,0 +1,231 @@
+"""Building CMS SignedData (RFC 5652 §5) for S/MIME (RFC 8551 §2).
+
+The content is never held here: callers hash it as it streams past and hand over the digests.
+Everything that does not change from one message to the next (certificates, identifiers,
+static attributes) is encoded once per signer in :class:`PreparedSigner`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mailseal.asn1 import der
+from mailseal.asn1 import oids as O
+from mailseal.cms.algorithms import (
+    DIGESTS,
+    SIGNING_DIGESTS,
+    default_digest_for,
+    scheme_for,
+    signature_algorithm_der,
+)
+from mailseal.errors import AlgorithmError, IdentityError
+from mailseal.keys.base import HashName
+from mailseal.keys.identity import Identity
+
+__all__ = [
+    "DEFAULT_CAPABILITIES",
+    "PreparedSigner",
+    "SignerOptions",
+    "encode_signed_data",
+    "issuer_and_serial_der",
+    "subject_key_identifier",
+]
+
+#: SMIMECapabilities announced by mailseal signers, most preferred first (RFC 8551 §2.5.2):
+#: AES-GCM (RFC 5084) before AES-CBC (RFC 3565), and RSAES-OAEP key transport (RFC 8551 §2.3).
+DEFAULT_CAPABILITIES: tuple[str, ...] = (
+    O.AES256_GCM,
+    O.AES128_GCM,
+    O.AES256_CBC,
+    O.AES192_CBC,
+    O.AES128_CBC,
+    O.RSAES_OAEP,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignerOptions:
+    """Per-signer choices. ``digest=None`` picks the key's natural digest (SHA-256 mostly)."""
+
+    digest: HashName | None = None
+    pss: bool = False
+    use_ski: bool = False
+    include_chain: bool = True
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+
+
+def _cert_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def issuer_and_serial_der(cert: x509.Certificate) -> bytes:
+    """IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER }."""
+    return der.sequence(cert.issuer.public_bytes(), der.integer(cert.serial_number))
+
+
+def subject_key_identifier(cert: x509.Certificate) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return None
+    return ext.value.digest
+
+
+def _attribute(oid: str, *values: bytes) -> bytes:
+    return der.sequence(der.oid(oid), der.set_of(values))
+
+
+def _capabilities_attr(capabilities: Sequence[str]) -> bytes:
+    # SMIMECapabilities ::= SEQUENCE OF SMIMECapability; order is preference, so not a SET
+    caps = []
+    for oid in capabilities:
+        if oid == O.RSAES_OAEP:
+            # RFC 8551 §2.5.2 / RFC 4055: OAEP with SHA-256, MGF1-SHA-256 parameters
+            sha256 = DIGESTS["sha256"].der
+            params = der.sequence(
+                der.context(0, sha256), der.context(1, der.sequence(der.oid(O.MGF1), sha256))
+            )
+            caps.append(der.sequence(der.oid(oid), params))
+        else:
+            caps.append(der.sequence(der.oid(oid)))
+    return _attribute(O.ID_SMIME_CAPABILITIES, der.sequence(*caps))
+
+
+class PreparedSigner:
+    """One signer with every per-message-constant piece already encoded."""
+
+    __slots__ = (
+        "cert_ders",
+        "digest",
+        "digest_der",
+        "identity",
+        "scheme",
+        "sid",
+        "sig_alg_der",
+        "static_attrs",
+        "version",
+    )
+
+    def __init__(self, identity: Identity, options: SignerOptions | None = None) -> None:
+        opts = options or SignerOptions()
+        key = identity.key
+        digest: HashName = opts.digest or default_digest_for(key.key_type, key.key_size)
+        if digest not in SIGNING_DIGESTS:
+            raise AlgorithmError(
+                f"{digest} is refused for new signatures; use sha256, sha384 or sha512"
+            )
+        if key.key_type == "ed25519" and digest != "sha512":
+            # RFC 8419 §3.1: with Ed25519, the message digest is SHA-512
+            digest = "sha512"
+        if key.key_type == "rsa" and key.key_size < 2048:
+            raise AlgorithmError(
+                f"RSA keys under 2048 bits are refused for new signatures ({key.key_size} bits)"
+            )
+        self.identity = identity
+        self.digest: HashName = digest
+        self.scheme = scheme_for(key.key_type, digest, pss=opts.pss)
+        self.digest_der = DIGESTS[digest].der
+        self.sig_alg_der = signature_algorithm_der(self.scheme)
+        cert = identity.certificate
+        if opts.use_ski:
+            ski = subject_key_identifier(cert)
+            if ski is None:
+                raise IdentityError(
+                    "the signer certificate has no subjectKeyIdentifier; sign without --ski"
+                )
+            self.sid = der.context(0, ski, constructed=False)
+            self.version = 3
+        else:
+            self.sid = issuer_and_serial_der(cert)
+            self.version = 1
+        certs = [cert, *identity.chain] if opts.include_chain else [cert]
+        self.cert_ders = tuple(_cert_der(c) for c in certs)
+        static = [
+            _attribute(O.ID_CONTENT_TYPE, der.oid(O.ID_DATA)),
+            _capabilities_attr(opts.capabilities),
+        ]
+        enc = identity.encryption_certificate
+        if enc is not None and enc != cert:
+            ias = issuer_and_serial_der(enc)
+            # RFC 8551 §2.5.3: SMIMEEncryptionKeyPreference, issuerAndSerialNumber [0] IMPLICIT
+            static.append(_attribute(O.ID_AA_ENCRYP_KEY_PREF, b"\xa0" + ias[1:]))
+            # Microsoft's attribute carries the bare IssuerAndSerialNumber
+            static.append(_attribute(O.MS_ENCRYPT_KEY_PREF, ias))
+            enc_der = _cert_der(enc)
+            if enc_der not in self.cert_ders:
+                self.cert_ders = (*self.cert_ders, enc_der)
+        self.static_attrs = tuple(static)
+
+    def signer_info(self, message_digest: bytes, when: _dt.datetime) -> bytes:
+        attrs = [
+            *self.static_attrs,
+            _attribute(O.ID_MESSAGE_DIGEST, der.octet_string(message_digest)),
+            _attribute(O.ID_SIGNING_TIME, der.signing_time(when)),
+        ]
+        body = b"".join(sorted(attrs))
+        to_sign = b"\x31" + der.encode_length(len(body)) + body
+        signature = self.identity.key.sign(to_sign, self.scheme)
+        return der.sequence(
+            der.integer(self.version),
+            self.sid,
+            self.digest_der,
+            b"\xa0" + to_sign[1:],
+            self.sig_alg_der,
+            der.octet_string(signature),
+        )
+
+
+def _header(tag: int, length: int) -> bytes:
+    return bytes((tag,)) + der.encode_length(length)
+
+
+def encode_signed_data(
+    signers: Sequence[PreparedSigner],
+    digests: Mapping[str, bytes],
+    *,
+    when: _dt.datetime | None = None,
+    content_length: int | None = None,
+) -> tuple[bytes, bytes]:
+    """A DER ContentInfo/SignedData split around the encapsulated content.
+
+    With ``content_length=None`` the signature is detached and the second element is empty.
+    Otherwise the caller writes ``prefix``, then exactly ``content_length`` content bytes, then
+    ``suffix``.
+    """
+    if not signers:
+        raise IdentityError("at least one signer is needed")
+    when = when or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    infos = [s.signer_info(digests[s.digest], when) for s in signers]
+    version = 3 if any(s.version == 3 for s in signers) else 1
+    digest_algs = der.set_of({s.digest_der for s in signers})
+    seen: dict[bytes, None] = {}
+    for s in signers:
+        for c in s.cert_ders:
+            seen.setdefault(c, None)
+    certs = der.context(0, b"".join(sorted(seen)))
+    signer_infos = der.set_of(infos)
+    head = der.integer(version) + digest_algs
+    tail = certs + signer_infos
+    ctype = der.oid(O.ID_DATA)
+    if content_length is None:
+        encap = der.sequence(ctype)
+        sd = der.sequence(head, encap, tail)
+        return der.sequence(der.oid(O.ID_SIGNED_DATA), der.context(0, sd)), b""
+    octets_hdr = _header(0x04, content_length)
+    explicit_len = len(octets_hdr) + content_length
+    explicit_hdr = _header(0xA0, explicit_len)
+    encap_len = len(ctype) + len(explicit_hdr) + explicit_len
+    encap_hdr = _header(0x30, encap_len)
+    sd_len = len(head) + len(encap_hdr) + encap_len + len(tail)
+    sd_hdr = _header(0x30, sd_len)
+    ci_inner = len(sd_hdr) + sd_len
+    ci_ctx = _header(0xA0, ci_inner)
+    oid_sd = der.oid(O.ID_SIGNED_DATA)
+    ci_hdr = _header(0x30, len(oid_sd) + len(ci_ctx) + ci_inner)
+    prefix = ci_hdr + oid_sd + ci_ctx + sd_hdr + head + encap_hdr + ctype + explicit_hdr + octets_hdr
+    return prefix, tail

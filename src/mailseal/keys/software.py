@@ -1,0 +1,127 @@
+"""Private keys held in this process, from PEM or PKCS#12 files."""
+
+from __future__ import annotations
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+
+from mailseal.errors import AlgorithmError, IdentityError, PasswordError
+from mailseal.keys.base import HashName, KeyType, SignatureScheme
+
+__all__ = ["SoftwareKey", "load_private_key"]
+
+SoftwarePrivateKey = (
+    rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+)
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+def hash_algorithm(name: HashName | str) -> hashes.HashAlgorithm:
+    """The cryptography hash object for a mailseal hash name."""
+    try:
+        return _HASHES[name]()
+    except KeyError:
+        raise AlgorithmError(f"unsupported digest algorithm {name!r}") from None
+
+
+class SoftwareKey:
+    """A :class:`~mailseal.keys.base.PrivateKey` backed by a key object in memory."""
+
+    __slots__ = ("_key", "_pkcs1", "_pss")
+
+    def __init__(self, key: SoftwarePrivateKey) -> None:
+        if not isinstance(
+            key,
+            rsa.RSAPrivateKey
+            | ec.EllipticCurvePrivateKey
+            | ed25519.Ed25519PrivateKey
+            | ed448.Ed448PrivateKey,
+        ):
+            raise IdentityError(f"unsupported private key type {type(key).__name__}")
+        self._key = key
+        self._pkcs1 = padding.PKCS1v15()
+        self._pss: dict[str, padding.PSS] = {}
+
+    @property
+    def key(self) -> SoftwarePrivateKey:
+        return self._key
+
+    @property
+    def key_type(self) -> KeyType:
+        k = self._key
+        if isinstance(k, rsa.RSAPrivateKey):
+            return "rsa"
+        if isinstance(k, ec.EllipticCurvePrivateKey):
+            return "ec"
+        if isinstance(k, ed25519.Ed25519PrivateKey):
+            return "ed25519"
+        return "ed448"
+
+    @property
+    def key_size(self) -> int:
+        k = self._key
+        if isinstance(k, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            return int(k.key_size)
+        return 255 if isinstance(k, ed25519.Ed25519PrivateKey) else 448
+
+    def sign(self, data: bytes, scheme: SignatureScheme) -> bytes:
+        k = self._key
+        if scheme.kind == "rsa-pkcs1" and isinstance(k, rsa.RSAPrivateKey):
+            return k.sign(data, self._pkcs1, hash_algorithm(scheme.hash))
+        if scheme.kind == "rsa-pss" and isinstance(k, rsa.RSAPrivateKey):
+            pss = self._pss.get(scheme.hash)
+            if pss is None:
+                h = hash_algorithm(scheme.hash)
+                pss = padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
+                self._pss[scheme.hash] = pss
+            return k.sign(data, pss, hash_algorithm(scheme.hash))
+        if scheme.kind == "ecdsa" and isinstance(k, ec.EllipticCurvePrivateKey):
+            return k.sign(data, ec.ECDSA(hash_algorithm(scheme.hash)))
+        if scheme.kind == "ed25519" and isinstance(k, ed25519.Ed25519PrivateKey):
+            return k.sign(data)
+        if scheme.kind == "ed448" and isinstance(k, ed448.Ed448PrivateKey):
+            return k.sign(data)
+        raise AlgorithmError(f"a {self.key_type} key cannot make a {scheme.kind} signature")
+
+
+def load_private_key(data: bytes, password: bytes | None = None) -> SoftwareKey:
+    """Load a PEM or DER private key, optionally encrypted with ``password``."""
+    loaders = (
+        (serialization.load_pem_private_key, b"-----BEGIN" in data),
+        (serialization.load_der_private_key, True),
+    )
+    last: Exception | None = None
+    for loader, applies in loaders:
+        if not applies:
+            continue
+        try:
+            key = loader(data, password=password)
+        except TypeError as exc:
+            # cryptography: "Password was not given but private key is encrypted" and the reverse
+            if "not given" in str(exc) or "encrypted" in str(exc):
+                if password is None:
+                    raise PasswordError(
+                        "the private key is encrypted: give its password "
+                        "(--password-env VAR or --password-file FILE)"
+                    ) from None
+                raise PasswordError("a password was given but the private key is not encrypted") from None
+            last = exc
+            continue
+        except ValueError as exc:
+            text = str(exc).lower()
+            if password is not None and ("password" in text or "decrypt" in text):
+                raise PasswordError("wrong password for the private key") from None
+            last = exc
+            continue
+        except UnsupportedAlgorithm as exc:
+            raise IdentityError(f"unsupported private key: {exc}") from None
+        return SoftwareKey(key)  # type: ignore[arg-type]
+    raise IdentityError("not a private key in PEM or DER form") from last

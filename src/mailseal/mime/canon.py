@@ -1,0 +1,386 @@
+"""Canonical, 7-bit-safe MIME entities for signing (RFC 8551 §3.1).
+
+Before a MIME entity is signed it is rewritten so that no relay has a reason to touch it:
+every line ends in CRLF, and any part that is 8bit, binary, contains NUL, or has lines longer
+than RFC 5322's 998 octets is transfer-encoded (quoted-printable for text, base64 otherwise).
+The rewritten bytes are passed to ``emit`` as they are produced, so the bytes that are hashed
+are exactly the bytes that are written out. Memory stays bounded: a leaf part whose fate is
+only known at its end is spooled (to disk beyond a few MiB).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO
+
+from mailseal.errors import LimitExceeded, MalformedMessage
+from mailseal.limits import DEFAULT_LIMITS, Limits
+from mailseal.mime import headers as H
+from mailseal.mime.reader import CHUNK, HeaderField, PartReader, Reader, read_header_block
+
+__all__ = ["Canonicalizer", "crlf_chunks", "reader_over"]
+
+Emit = Callable[[bytes], None]
+_SPOOL_MEMORY = 4 << 20
+_MAX_LINE = 998  # RFC 5322 §2.1.1
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+_B64_DELETE = bytes(b for b in range(256) if b not in _B64_ALPHABET)
+
+
+def reader_over(part: PartReader) -> Reader:
+    it = part.chunks()
+
+    def fill(_n: int) -> bytes:
+        return next(it, b"")
+
+    return Reader(fill)
+
+
+def crlf_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Normalise line ends to CRLF across chunk borders."""
+    carry = b""
+    for chunk in chunks:
+        data = carry + chunk if carry else chunk
+        carry = b""
+        if data.endswith(b"\r"):
+            carry, data = b"\r", data[:-1]
+        if b"\n" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if data:
+            yield data
+    if carry:
+        yield carry
+
+
+def _reader_chunks(r: Reader) -> Iterator[bytes]:
+    while True:
+        chunk = r.read()
+        if not chunk:
+            return
+        yield chunk
+
+
+class _Scan:
+    """Tracks whether body bytes are safe to send as 7bit."""
+
+    __slots__ = ("cur", "has_8bit", "has_nul", "maxline", "utf8", "utf8_ok")
+
+    def __init__(self) -> None:
+        self.has_8bit = False
+        self.has_nul = False
+        self.maxline = 0
+        self.cur = 0
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.utf8_ok = True
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk.isascii():
+            self.has_8bit = True
+            if self.utf8_ok:
+                try:
+                    self.utf8.decode(chunk)
+                except UnicodeDecodeError:
+                    self.utf8_ok = False
+        if b"\x00" in chunk:
+            self.has_nul = True
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:
+            self.cur += len(chunk)
+        else:
+            longest = max(self.cur + len(parts[0]), max(map(len, parts[1:-1]), default=0))
+            self.maxline = max(self.maxline, longest)
+            self.cur = len(parts[-1])
+        self.maxline = max(self.maxline, self.cur)
+
+    @property
+    def clean(self) -> bool:
+        return not self.has_8bit and not self.has_nul and self.maxline <= _MAX_LINE + 1
+
+
+class _B64Encoder:
+    __slots__ = ("carry", "emit")
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.carry = b""
+
+    def write(self, data: bytes) -> None:
+        data = self.carry + data if self.carry else data
+        n = len(data) - len(data) % 57
+        self.carry = data[n:]
+        if n:
+            self.emit(base64.encodebytes(data[:n]).replace(b"\n", b"\r\n"))
+
+    def close(self) -> None:
+        if self.carry:
+            self.emit(base64.encodebytes(self.carry).replace(b"\n", b"\r\n"))
+            self.carry = b""
+
+
+class _QPEncoder:
+    """Quoted-printable for text: line breaks stay line breaks (CRLF), everything unsafe is
+    encoded, and "From " at a line start is protected against mbox munging."""
+
+    __slots__ = ("at_start", "carry", "emit")
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.carry = b""
+        self.at_start = True
+
+    def _encode(self, text: bytes) -> None:
+        # text: complete lines, LF-terminated (CR before LF removed)
+        out = binascii.b2a_qp(text, quotetabs=False, istext=True, header=False)
+        out = out.replace(b"\n", b"\r\n")
+        if self.at_start and out.startswith(b"From "):
+            out = b"=46rom " + out[5:]
+        out = out.replace(b"\r\nFrom ", b"\r\n=46rom ")
+        self.at_start = False
+        self.emit(out)
+
+    def write(self, data: bytes) -> None:
+        data = self.carry + data if self.carry else data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > CHUNK:
+                # one huge line: encode it in pieces joined by soft line breaks
+                self.carry = b""
+                self._encode(data)
+                self.emit(b"=\r\n")
+            else:
+                self.carry = data
+            return
+        self.carry = data[cut + 1 :]
+        self._encode(data[: cut + 1].replace(b"\r\n", b"\n"))
+
+    def close(self) -> None:
+        if self.carry:
+            self._encode(self.carry)
+            self.carry = b""
+
+
+class _QPDecoder:
+    __slots__ = ("carry", "out")
+
+    def __init__(self, out: Callable[[bytes], None]) -> None:
+        self.out = out
+        self.carry = b""
+
+    def write(self, data: bytes) -> None:
+        data = self.carry + data if self.carry else data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.carry = data
+            return
+        self.carry = data[cut + 1 :]
+        self.out(binascii.a2b_qp(data[: cut + 1]))
+
+    def close(self) -> None:
+        if self.carry:
+            self.out(binascii.a2b_qp(self.carry))
+            self.carry = b""
+
+
+class _B64Decoder:
+    __slots__ = ("carry", "out")
+
+    def __init__(self, out: Callable[[bytes], None]) -> None:
+        self.out = out
+        self.carry = b""
+
+    def write(self, data: bytes) -> None:
+        data = self.carry + data.translate(None, _B64_DELETE)
+        n = len(data) - len(data) % 4
+        self.carry = data[n:]
+        if n:
+            try:
+                self.out(binascii.a2b_base64(data[:n]))
+            except binascii.Error as exc:
+                raise MalformedMessage(f"a base64 body is corrupt ({exc})") from None
+
+    def close(self) -> None:
+        if self.carry.strip(b"="):
+            raise MalformedMessage("a base64 body ends in the middle of a group")
+
+
+class Canonicalizer:
+    """Rewrites one MIME entity into canonical, 7-bit-safe form, emitting it as it goes."""
+
+    def __init__(self, emit: Emit, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.emit = emit
+        self.limits = limits
+        self.parts = 0
+
+    # -- entities ---------------------------------------------------------------------------
+    def entity(self, r: Reader, fields: list[HeaderField], depth: int = 0) -> None:
+        if depth > self.limits.max_depth:
+            raise LimitExceeded(f"MIME parts nested deeper than {self.limits.max_depth}")
+        self.parts += 1
+        if self.parts > self.limits.max_parts:
+            raise LimitExceeded(f"more than {self.limits.max_parts} MIME parts")
+        ct = H.content_type(fields)
+        if ct.maintype == "multipart":
+            self._multipart(r, fields, ct, depth)
+        elif ct.value == "message/rfc822":
+            cte = H.transfer_encoding(fields)
+            self._headers(fields, replace_cte="7bit" if cte in ("8bit", "binary") else None)
+            self.emit(b"\r\n")
+            inner, sep = read_header_block(r, self.limits)
+            for f in inner:
+                self.emit(f.canonical())
+            if sep is not None or inner:
+                self.emit(b"\r\n")
+            self._embedded_body(r, inner, depth)
+        else:
+            self._leaf(r, fields, ct)
+
+    def _embedded_body(self, r: Reader, inner: list[HeaderField], depth: int) -> None:
+        """The body of an embedded message, canonicalised as its own entity."""
+        ct = H.content_type(inner)
+        if ct.maintype == "multipart":
+            self._multipart_body(r, ct, depth + 1)
+        else:
+            self._leaf_body(r, inner, ct, write_headers=False)
+
+    def _headers(self, fields: list[HeaderField], replace_cte: str | None) -> None:
+        wrote_cte = False
+        for f in fields:
+            if f.lname == "content-transfer-encoding" and replace_cte is not None:
+                if not wrote_cte:
+                    self.emit(b"Content-Transfer-Encoding: " + replace_cte.encode() + b"\r\n")
+                    wrote_cte = True
+                continue
+            self.emit(f.canonical())
+        if replace_cte is not None and not wrote_cte:
+            self.emit(b"Content-Transfer-Encoding: " + replace_cte.encode() + b"\r\n")
+
+    def _multipart(
+        self, r: Reader, fields: list[HeaderField], ct: H.ContentType, depth: int
+    ) -> None:
+        cte = H.transfer_encoding(fields)
+        self._headers(fields, replace_cte="7bit" if cte in ("8bit", "binary") else None)
+        self.emit(b"\r\n")
+        self._multipart_body(r, ct, depth)
+
+    def _multipart_body(self, r: Reader, ct: H.ContentType, depth: int) -> None:
+        boundary = ct.boundary()
+        delim = b"--" + boundary
+        pre = PartReader(r, boundary, at_line_start=True)
+        had_preamble = False
+        for chunk in crlf_chunks(pre.chunks()):
+            had_preamble = True
+            self.emit(chunk)
+        if not pre.found:
+            raise MalformedMessage(f"the boundary of a {ct.value} part never appears")
+        self.emit((b"\r\n" if had_preamble else b"") + delim + b"\r\n")
+        closing = pre.closing
+        while not closing:
+            part = PartReader(r, boundary)
+            sub = reader_over(part)
+            sub_fields, _sep = read_header_block(sub, self.limits)
+            self._headers_and_body(sub, sub_fields, depth + 1)
+            while sub.read():
+                pass
+            closing = part.closing or not part.found
+            if closing:
+                self.emit(b"\r\n" + delim + b"--\r\n")
+            else:
+                self.emit(b"\r\n" + delim + b"\r\n")
+        # epilogue: up to the end of the enclosing part
+        for chunk in crlf_chunks(_reader_chunks(r)):
+            self.emit(chunk)
+
+    def _headers_and_body(self, r: Reader, fields: list[HeaderField], depth: int) -> None:
+        ct = H.content_type(fields)
+        if ct.maintype == "multipart" or ct.value == "message/rfc822":
+            self.entity(r, fields, depth)
+        else:
+            self.parts += 1
+            if self.parts > self.limits.max_parts:
+                raise LimitExceeded(f"more than {self.limits.max_parts} MIME parts")
+            self._leaf(r, fields, ct)
+
+    # -- leaves -----------------------------------------------------------------------------
+    def _leaf(self, r: Reader, fields: list[HeaderField], ct: H.ContentType) -> None:
+        self._leaf_body(r, fields, ct, write_headers=True)
+
+    def _leaf_body(
+        self, r: Reader, fields: list[HeaderField], ct: H.ContentType, *, write_headers: bool
+    ) -> None:
+        cte = H.transfer_encoding(fields)
+        text = ct.maintype == "text"
+        if cte in ("8bit", "binary"):
+            target = "quoted-printable" if text else "base64"
+            if write_headers:
+                self._headers(self._with_charset(fields, ct, None), replace_cte=target)
+                self.emit(b"\r\n")
+            self._encode(_reader_chunks(r), target, text)
+            return
+        # 7bit, quoted-printable, base64 or unknown: decide after seeing the whole body
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
+            scan = _Scan()
+            for chunk in _reader_chunks(r):
+                scan.feed(chunk)
+                spool.write(chunk)
+            spool.seek(0)
+            if scan.clean or cte not in ("7bit", "quoted-printable", "base64"):
+                if write_headers:
+                    self._headers(fields, replace_cte=None)
+                    if not fields:
+                        self.emit(b"Content-Type: text/plain; charset=us-ascii\r\n")
+                    self.emit(b"\r\n")
+                for chunk in crlf_chunks(_file_chunks(spool)):
+                    self.emit(chunk)
+                return
+            target = "quoted-printable" if text else "base64"
+            if write_headers:
+                charset = None
+                if text and not ct.param("charset") and scan.has_8bit:
+                    charset = "utf-8" if scan.utf8_ok else "unknown-8bit"
+                self._headers(self._with_charset(fields, ct, charset), replace_cte=target)
+                self.emit(b"\r\n")
+            self._encode(self._decoded(_file_chunks(spool), cte), target, text)
+
+    def _with_charset(
+        self, fields: list[HeaderField], ct: H.ContentType, charset: str | None
+    ) -> list[HeaderField]:
+        if ct.present:
+            return fields
+        value = f"Content-Type: text/plain; charset={charset or 'us-ascii'}\r\n".encode()
+        return [*fields, HeaderField("Content-Type", [value])]
+
+    @staticmethod
+    def _decoded(chunks: Iterator[bytes], cte: str) -> Iterator[bytes]:
+        if cte not in ("quoted-printable", "base64"):
+            yield from chunks
+            return
+        out: list[bytes] = []
+        dec: _QPDecoder | _B64Decoder = (
+            _QPDecoder(out.append) if cte == "quoted-printable" else _B64Decoder(out.append)
+        )
+        for chunk in chunks:
+            dec.write(chunk)
+            yield from out
+            out.clear()
+        dec.close()
+        yield from out
+
+    def _encode(self, chunks: Iterator[bytes], target: str, text: bool) -> None:
+        enc: _QPEncoder | _B64Encoder = (
+            _QPEncoder(self.emit) if target == "quoted-printable" else _B64Encoder(self.emit)
+        )
+        for chunk in chunks:
+            enc.write(chunk)
+        enc.close()
+
+
+def _file_chunks(f: IO[bytes]) -> Iterator[bytes]:
+    while True:
+        chunk = f.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk

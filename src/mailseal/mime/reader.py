@@ -1,0 +1,277 @@
+"""Bounded, streaming readers for MIME: header blocks and parts delimited by boundaries.
+
+Nothing here holds more than one chunk of a body, one header block, or one (limited) line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from mailseal.errors import LimitExceeded, MalformedMessage
+from mailseal.limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["HeaderField", "PartReader", "Reader", "read_header_block"]
+
+CHUNK = 1 << 20
+_MAX_DELIMITER_LINE = 64 * 1024
+_FIELD_NAME = re.compile(rb"[!-9;-~]+")
+
+
+class Reader:
+    """A buffered byte source with push-back."""
+
+    __slots__ = ("_buf", "_eof", "_fill", "consumed")
+
+    def __init__(self, fill: Callable[[int], bytes]) -> None:
+        self._fill = fill
+        self._buf = b""
+        self._eof = False
+        self.consumed = 0
+
+    @classmethod
+    def from_stream(cls, stream: BinaryIO) -> Reader:
+        return cls(stream.read)
+
+    def _more(self, size: int = CHUNK) -> bool:
+        if self._eof:
+            return False
+        data = self._fill(size)
+        if not data:
+            self._eof = True
+            return False
+        self._buf = self._buf + data if self._buf else data
+        return True
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._buf = data + self._buf
+            self.consumed -= len(data)
+
+    def read(self, size: int = CHUNK) -> bytes:
+        if not self._buf and not self._more(size):
+            return b""
+        out, self._buf = self._buf[:size], self._buf[size:]
+        self.consumed += len(out)
+        return out
+
+    def peek(self, size: int) -> bytes:
+        while len(self._buf) < size and self._more():
+            pass
+        return self._buf[:size]
+
+    def readline(self, limit: int, what: str = "line") -> bytes:
+        """One line including its LF (or the rest at EOF); LimitExceeded past ``limit``."""
+        start = 0
+        while True:
+            i = self._buf.find(b"\n", start)
+            if i >= 0:
+                if i + 1 > limit:
+                    raise LimitExceeded(f"a {what} is longer than {limit} bytes")
+                out, self._buf = self._buf[: i + 1], self._buf[i + 1 :]
+                self.consumed += len(out)
+                return out
+            if len(self._buf) > limit:
+                raise LimitExceeded(f"a {what} is longer than {limit} bytes")
+            start = len(self._buf)
+            if not self._more():
+                out, self._buf = self._buf, b""
+                self.consumed += len(out)
+                return out
+
+
+class PartReader:
+    """Reads one MIME part's bytes up to the next delimiter line of ``boundary``.
+
+    The CRLF (or LF) before the delimiter belongs to the delimiter (RFC 2046 §5.1.1) and is not
+    returned. Afterwards :attr:`closing` tells whether it was the close delimiter
+    (``--boundary--``) and :attr:`found` whether any delimiter was seen at all.
+    """
+
+    __slots__ = ("_at_start", "_delim", "_src", "closing", "done", "found")
+
+    def __init__(self, src: Reader, boundary: bytes, *, at_line_start: bool = True) -> None:
+        self._src = src
+        self._delim = b"--" + boundary
+        self._at_start = at_line_start
+        self.done = False
+        self.found = False
+        self.closing = False
+
+    def _delimiter_end(self, buf: bytes, j: int) -> int | None:
+        """If ``buf[j:]`` starts a real delimiter line, the index after its line end;
+        -1 when more data is needed to decide; None when it is not a delimiter."""
+        k = j + len(self._delim)
+        tail = buf[k : k + 2]
+        closing = tail == b"--"
+        if closing:
+            k += 2
+        # transport padding (RFC 2046): optional linear white space, then CRLF
+        while k < len(buf) and buf[k] in (0x20, 0x09):
+            k += 1
+        if k >= len(buf):
+            return -1
+        if buf[k] == 0x0D:
+            if k + 1 >= len(buf):
+                return -1
+            if buf[k + 1] == 0x0A:
+                self.closing = closing
+                return k + 2
+            return None
+        if buf[k] == 0x0A:
+            self.closing = closing
+            return k + 1
+        if closing:
+            # "--boundary--" followed by text on the same line: still a close delimiter
+            self.closing = True
+            nl = buf.find(b"\n", k)
+            return -1 if nl < 0 else nl + 1
+        return None
+
+    def chunks(self) -> Iterator[bytes]:
+        """The part's bytes in chunks; consumes the delimiter line at the end."""
+        if self.done:
+            return
+        src = self._src
+        delim = self._delim
+        dl = len(delim)
+        buf = b""
+        search = 0
+        first = self._at_start
+        eof = False
+        while True:
+            j = -1
+            if first:
+                if buf.startswith(delim):
+                    j = 0
+                elif len(buf) >= dl or not delim.startswith(buf) or eof:
+                    first = False
+            if j < 0:
+                k = buf.find(b"\n" + delim, search)
+                j = k + 1 if k >= 0 else -1
+            if j >= 0:
+                end = self._delimiter_end(buf, j)
+                if end == -1 and len(buf) - j > _MAX_DELIMITER_LINE:
+                    end = None
+                if end == -1 and not eof:
+                    more = src.read()
+                    if more:
+                        buf += more
+                    else:
+                        eof = True
+                    continue
+                if end == -1:
+                    end = len(buf)
+                    self.closing = buf[j + dl : j + dl + 2] == b"--"
+                if end is None:
+                    first = False
+                    search = j
+                    continue
+                stop = j
+                if stop > 0 and buf[stop - 1] == 0x0A:
+                    stop -= 1
+                    if stop > 0 and buf[stop - 1] == 0x0D:
+                        stop -= 1
+                if stop > 0:
+                    yield buf[:stop]
+                src.unread(buf[end:])
+                self.found = True
+                self.done = True
+                return
+            if eof:
+                if buf:
+                    yield buf
+                self.done = True
+                return
+            if not first:
+                cut = len(buf) - (dl + 1)
+                if cut > 0:
+                    yield buf[:cut]
+                    buf = buf[cut:]
+                    search = 0
+            more = src.read()
+            if more:
+                buf += more
+            else:
+                eof = True
+
+    def read_all(self, limit: int, what: str) -> bytes:
+        out = []
+        total = 0
+        for chunk in self.chunks():
+            total += len(chunk)
+            if total > limit:
+                raise LimitExceeded(f"the {what} is larger than {limit} bytes")
+            out.append(chunk)
+        return b"".join(out)
+
+
+class HeaderField:
+    """One header field: its name and the raw bytes of its (possibly folded) lines."""
+
+    __slots__ = ("lines", "name")
+
+    def __init__(self, name: str, lines: list[bytes]) -> None:
+        self.name = name
+        self.lines = lines
+
+    @property
+    def lname(self) -> str:
+        return self.name.lower()
+
+    def raw(self) -> bytes:
+        return b"".join(self.lines)
+
+    def value(self) -> str:
+        """The unfolded value as text (undecodable bytes kept as surrogates)."""
+        raw = b"".join(line.rstrip(b"\r\n") for line in self.lines)
+        _, _, val = raw.partition(b":")
+        return val.strip().decode("utf-8", "surrogateescape")
+
+    def canonical(self) -> bytes:
+        """The field's lines with CRLF line ends."""
+        return b"".join(line.rstrip(b"\r\n") + b"\r\n" for line in self.lines)
+
+
+def read_header_block(
+    src: Reader, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[HeaderField], bytes | None]:
+    """Read a header block up to and including the blank line.
+
+    Returns the fields and the blank separator line as read (None when the input ended inside
+    the headers, which RFC 5322 allows for a message without a body). When the first line is
+    not a header field at all, nothing is consumed and no fields are returned.
+    """
+    fields: list[HeaderField] = []
+    total = 0
+    first = True
+    while True:
+        line = src.readline(limits.max_header_line, "header line")
+        if not line:
+            return fields, None
+        total += len(line)
+        if total > limits.max_header_block:
+            raise LimitExceeded(f"a header block is larger than {limits.max_header_block} bytes")
+        if line in (b"\r\n", b"\n"):
+            return fields, line
+        if line[0] in (0x20, 0x09):
+            if not fields:
+                if first:
+                    src.unread(line)
+                    return [], None
+                raise MalformedMessage("a header continuation line has no field to continue")
+            fields[-1].lines.append(line)
+            continue
+        name, colon, _ = line.partition(b":")
+        if not colon or not _FIELD_NAME.fullmatch(name.rstrip(b" \t")):
+            if first:
+                src.unread(line)
+                return [], None
+            # A body that starts without the blank line: treat this line as the body's first.
+            src.unread(line)
+            return fields, b""
+        first = False
+        if len(fields) >= limits.max_header_fields:
+            raise LimitExceeded(f"more than {limits.max_header_fields} header fields")
+        fields.append(HeaderField(name.rstrip(b" \t").decode("ascii"), [line]))

@@ -1,0 +1,161 @@
+"""Verdicts are values (DESIGN.md rule 2).
+
+A :class:`VerifyResult` holds one :class:`SignerVerdict` per SignerInfo. Each says separately
+whether the signature is *intact* (the content is what was signed) and whether the signer is
+*trusted* (a valid path to an anchor, fit for S/MIME), and lists every :class:`Problem` found.
+The ``status`` strings are stable and documented in ``docs/verdicts.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+__all__ = ["Problem", "SignerVerdict", "Status", "VerifyResult"]
+
+
+class Status(StrEnum):
+    """Outcome of a signature or a message. Order of severity is the order listed."""
+
+    VALID = "valid"
+    TAMPERED = "tampered"  # the content or the signed attributes do not match the signature
+    SIGNER_UNKNOWN = "signer-unknown"  # the signer's certificate is not available
+    UNSUPPORTED = "unsupported"  # an algorithm mailseal cannot check
+    REVOKED = "revoked"
+    UNTRUSTED = "untrusted"  # no valid path to a trust anchor
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    WRONG_PURPOSE = "wrong-purpose"  # key usage / extended key usage not fit for S/MIME
+    WEAK_ALGORITHM = "weak-algorithm"
+    ADDRESS_MISMATCH = "address-mismatch"  # no signer address matches the From header
+    REVOCATION_UNKNOWN = "revocation-unknown"
+    UNSIGNED = "unsigned"  # a message without any signature
+
+
+_SEVERITY = {s: i for i, s in enumerate(Status)}
+
+
+def worst(statuses: list[Status]) -> Status:
+    bad = [s for s in statuses if s is not Status.VALID]
+    if not bad:
+        return Status.VALID
+    return min(bad, key=_SEVERITY.__getitem__)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a signature is not fully valid: a stable ``code`` and a sentence."""
+
+    code: Status
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message}
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _cert_json(cert: x509.Certificate) -> dict[str, Any]:
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": format(cert.serial_number, "x"),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "sha256": _fingerprint(cert),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SignerVerdict:
+    """The verdict on one SignerInfo."""
+
+    index: int
+    status: Status
+    intact: bool
+    trusted: bool
+    problems: tuple[Problem, ...]
+    signer_id: str
+    certificate: x509.Certificate | None
+    path: tuple[x509.Certificate, ...]
+    addresses: tuple[str, ...]
+    address_matches_from: bool | None
+    signing_time: _dt.datetime | None
+    digest_algorithm: str
+    signature_algorithm: str
+    capabilities: tuple[str, ...] = ()
+    encryption_key_preference: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def valid(self) -> bool:
+        return self.status is Status.VALID
+
+    def describe(self) -> str:
+        who = self.addresses[0] if self.addresses else (
+            self.certificate.subject.rfc4514_string() if self.certificate else self.signer_id
+        )
+        if self.valid:
+            when = f", signed {self.signing_time.isoformat()}" if self.signing_time else ""
+            return f"valid signature by {who} ({self.digest_algorithm}, {self.signature_algorithm}{when})"
+        reasons = "; ".join(p.message for p in self.problems) or self.status.value
+        return f"{self.status.value}: signature by {who}: {reasons}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "status": self.status.value,
+            "intact": self.intact,
+            "trusted": self.trusted,
+            "problems": [p.to_json() for p in self.problems],
+            "signer_id": self.signer_id,
+            "certificate": _cert_json(self.certificate) if self.certificate else None,
+            "path": [_cert_json(c) for c in self.path],
+            "addresses": list(self.addresses),
+            "address_matches_from": self.address_matches_from,
+            "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "digest_algorithm": self.digest_algorithm,
+            "signature_algorithm": self.signature_algorithm,
+            "capabilities": list(self.capabilities),
+            "encryption_key_preference": self.encryption_key_preference,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The verdict on a signed message."""
+
+    status: Status
+    form: str  # "detached", "opaque" or "none"
+    signers: tuple[SignerVerdict, ...]
+    content: bytes | None
+    certificates: tuple[x509.Certificate, ...]
+    from_addresses: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.status is Status.VALID and bool(self.signers)
+
+    @property
+    def tampered(self) -> bool:
+        return any(not s.intact for s in self.signers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "valid": self.valid,
+            "form": self.form,
+            "from": list(self.from_addresses),
+            "signers": [s.to_json() for s in self.signers],
+            "certificates": [_cert_json(c) for c in self.certificates],
+            "notes": list(self.notes),
+        }
