@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from mailseal.pki.testpki import Issued, TestPKI, write_identity
 
@@ -66,10 +67,16 @@ class Ident:
     key: Path
 
     def pkcs12_file(
-        self, dirpath: Path, password: bytes, *, legacy: bool = False, chain: tuple[object, ...] = ()
+        self,
+        dirpath: Path,
+        password: bytes,
+        *,
+        legacy: bool = False,
+        chain: Sequence[x509.Certificate] = (),
     ) -> Path:
+        """Write the identity (and ``chain``) as a PKCS#12 file in ``dirpath``."""
         path = dirpath / f"{self.stem}{'-legacy' if legacy else ''}.p12"
-        path.write_bytes(self.issued.pkcs12(password, legacy=legacy, chain=chain))  # type: ignore[arg-type]
+        path.write_bytes(self.issued.pkcs12(password, legacy=legacy, chain=chain))
         return path
 
 
@@ -115,11 +122,12 @@ def other_trust_pem(pki_dir: Path) -> Path:
 def make_ident(pki: TestPKI, pki_dir: Path) -> Callable[..., Ident]:
     """Factory: ``make_ident("dave", key_type="p384", usage="signing", ...)`` -> Ident.
 
-    Keyword arguments go to :meth:`TestPKI.user`; the address is ``<stem>@example.org``.
+    Keyword arguments go to :meth:`TestPKI.user`; the address is ``<stem>@example.org``
+    unless ``email=`` is given (a person's second certificate has a different stem).
     """
 
-    def make(stem: str, **kwargs: object) -> Ident:
-        email = f"{stem}@example.org"
+    def make(stem: str, *, email: str | None = None, **kwargs: object) -> Ident:
+        email = email or f"{stem}@example.org"
         issued = pki.user(email, **kwargs)  # type: ignore[arg-type]
         cert, key = write_identity(pki_dir, stem, issued)
         return Ident(stem=stem, email=email, issued=issued, cert=cert, key=key)

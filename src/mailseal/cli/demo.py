@@ -1,0 +1,80 @@
+"""``mailseal demo``: the message engine end to end on a throwaway PKI."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from mailseal._engine import sign, verify
+from mailseal.keys.identity import load_identity
+from mailseal.pki.testpki import TestPKI, write_identity
+from mailseal.validation.verdict import VerifyResult
+
+_MESSAGE = (
+    "From: Alice Example <alice@example.org>\n"
+    "To: Bob Example <bob@example.org>\n"
+    "Subject: Quarterly figures\n"
+    "Date: Tue, 24 Nov 2026 09:00:00 +0000\n"
+    "Message-ID: <demo-1@example.org>\n"
+    "Content-Type: text/plain; charset=utf-8\n"
+    "Content-Transfer-Encoding: 8bit\n"
+    "\n"
+    "Hello Bob,\n"
+    "\n"
+    "the figures are final: revenue 1,204,000 EUR. Grüße aus Köln!\n"
+    "\n"
+    "Alice\n"
+).encode()
+
+
+def _show(title: str, result: VerifyResult) -> None:
+    click.echo(click.style(title, bold=True))
+    for s in result.signers:
+        colour = "green" if s.valid else "red"
+        click.echo("  " + click.style(s.status.value.upper(), fg=colour, bold=True) + "  " + s.describe())
+        click.echo(f"    signature intact: {'yes' if s.intact else 'NO'}")
+        click.echo(f"    signer trusted:   {'yes' if s.trusted else 'no'}")
+        if s.address_matches_from is not None:
+            click.echo(f"    signer matches From: {'yes' if s.address_matches_from else 'no'}")
+    click.echo(f"  => the message is {'VALID' if result.valid else 'NOT valid: ' + result.status.value}")
+    click.echo("")
+
+
+def run_demo(keep: str | None) -> None:
+    tmp = tempfile.mkdtemp(prefix="mailseal-demo-")
+    home = Path(tmp)
+    try:
+        click.echo(f"Building a throwaway test PKI in {home} ...")
+        pki = TestPKI.create("mailseal Demo")
+        alice = pki.user("alice@example.org", name="Alice Example", usage="signing")
+        cert_path, key_path = write_identity(home, "alice", alice)
+        (home / "ca.pem").write_bytes(pki.trust_pem())
+        identity = load_identity(cert_path.read_bytes(), key_path.read_bytes(), chain=pki.chain)
+        click.echo(f"  root CA, issuing CA and alice's signing certificate in {home}\n")
+
+        signed = sign(_MESSAGE, identity)
+        (home / "signed.eml").write_bytes(signed)
+        click.echo(f"Signed the message ({len(signed)} bytes, detached multipart/signed).\n")
+        _show("1. Verifying the message as sent:", verify(signed, trust=[pki.root.cert]))
+
+        tampered = signed.replace(b"1,204,000", b"9,204,000")
+        (home / "tampered.eml").write_bytes(tampered)
+        _show(
+            "2. Verifying a copy where someone changed the amount:",
+            verify(tampered, trust=[pki.root.cert]),
+        )
+        _show(
+            "3. Verifying the untouched message against a different trust anchor:",
+            verify(signed, trust=[TestPKI.create("Someone Else", with_intermediate=False).root.cert]),
+        )
+    finally:
+        if keep:
+            dest = Path(keep)
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in home.iterdir():
+                shutil.copy2(f, dest / f.name)
+            click.echo(f"Demo files kept in {dest} (try: mailseal verify -i {dest}/signed.eml --trust {dest}/ca.pem)")
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,102 @@
+"""``mailseal inspect``: what is in a message, without judging it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, BinaryIO
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from mailseal.cms.inspect import ParsedSignerInfo
+from mailseal.errors import NotSMIME
+from mailseal.mime import headers as H
+from mailseal.mime.verify import read_signed
+from mailseal.validation.trust import certificate_addresses
+
+_SIG = {"rsa-pkcs1": "RSASSA-PKCS1-v1_5", "rsa-pss": "RSASSA-PSS", "ecdsa": "ECDSA"}
+
+
+def _cert(c: x509.Certificate) -> dict[str, Any]:
+    pub = c.public_key()
+    size = getattr(pub, "key_size", None)
+    return {
+        "subject": c.subject.rfc4514_string(),
+        "issuer": c.issuer.rfc4514_string(),
+        "serial": format(c.serial_number, "x"),
+        "not_before": c.not_valid_before_utc.isoformat(),
+        "not_after": c.not_valid_after_utc.isoformat(),
+        "key": f"{type(pub).__name__.replace('PublicKey', '').lstrip('_')}"
+        + (f" {size}" if size else ""),
+        "addresses": list(certificate_addresses(c)),
+        "sha256": c.fingerprint(hashes.SHA256()).hex(),
+    }
+
+
+def _signer(si: ParsedSignerInfo) -> dict[str, Any]:
+    return {
+        "index": si.index,
+        "signer_id": si.sid.describe(),
+        "digest_algorithm": si.digest_name or si.digest_oid,
+        "signature_algorithm": _SIG.get(si.signature_kind or "", si.signature_kind)
+        or si.signature_oid,
+        "signed_attributes": si.signed_attrs is not None,
+        "signing_time": si.signing_time.isoformat() if si.signing_time else None,
+        "capabilities": list(si.capabilities),
+        "encryption_key_preference": (
+            si.encryption_key_preference.describe() if si.encryption_key_preference else None
+        ),
+        "timestamp_token": si.has_timestamp,
+    }
+
+
+def run_inspect(src: BinaryIO, *, as_json: bool) -> None:
+    try:
+        msg = read_signed(src, None)
+    except NotSMIME as exc:
+        info: dict[str, Any] = {"layers": [], "note": str(exc)}
+        if as_json:
+            click.echo(json.dumps(info, indent=2))
+        else:
+            click.echo(f"no S/MIME signature layer: {exc}")
+        return
+    sd = msg.signed_data
+    ct = H.content_type(list(msg.headers)) if msg.headers else None
+    info = {
+        "layers": [
+            {
+                "type": "signed-data",
+                "form": msg.form,
+                "mime_type": ct.value if ct else None,
+                "micalg": msg.micalg,
+                "content_type": sd.content_type,
+                "content_length": msg.content_length,
+                "signers": [_signer(si) for si in sd.signer_infos],
+                "certificates": [_cert(c) for c in sd.certificates],
+                "crls": len(sd.crls),
+            }
+        ],
+        "from": list(msg.from_addresses),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    layer = info["layers"][0]
+    click.echo(f"layer 1: signed-data ({layer['form']}, {layer['mime_type'] or 'raw CMS'})")
+    if layer["micalg"]:
+        click.echo(f"  micalg: {layer['micalg']}")
+    click.echo(f"  signed content: {layer['content_length']} bytes")
+    for s in layer["signers"]:
+        click.echo(
+            f"  signer {s['index'] + 1}: {s['signer_id']}, {s['digest_algorithm']} with "
+            f"{s['signature_algorithm']}"
+            + (f", signed {s['signing_time']}" if s["signing_time"] else "")
+        )
+        if s["encryption_key_preference"]:
+            click.echo(f"    encryption key preference: {s['encryption_key_preference']}")
+        if s["capabilities"]:
+            click.echo(f"    capabilities: {', '.join(s['capabilities'])}")
+    for c in layer["certificates"]:
+        click.echo(f"  certificate: {c['subject']} (issuer {c['issuer']}, serial {c['serial']})")
+        click.echo(f"    valid {c['not_before']} to {c['not_after']}, key {c['key']}")

@@ -1,0 +1,121 @@
+"""Shared CLI plumbing: files and streams, passwords, certificates, errors."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+from cryptography import x509
+
+from mailseal.errors import IdentityError, PasswordError, UsageError
+from mailseal.keys.identity import load_certificates
+
+__all__ = [
+    "input_stream",
+    "load_cert_paths",
+    "output_stream",
+    "read_password",
+]
+
+
+@contextmanager
+def input_stream(path: str) -> Iterator[BinaryIO]:
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    with f:
+        yield f
+
+
+@contextmanager
+def output_stream(path: str) -> Iterator[BinaryIO]:
+    """Write to ``path`` atomically (a temporary file renamed on success) or to stdout."""
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.mailseal-tmp")
+    try:
+        f = open(tmp, "wb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    ok = False
+    try:
+        with f:
+            yield f
+        ok = True
+    finally:
+        if ok:
+            os.replace(tmp, target)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def read_password(env: str | None, file: str | None, *, what: str, needed: bool) -> bytes | None:
+    """A password from an environment variable, a file (first line), or a prompt on the
+    terminal. Never from the command line."""
+    if env and file:
+        raise UsageError("give either --password-env or --password-file, not both")
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise PasswordError(f"the environment variable {env} is not set")
+        return value.encode()
+    if file:
+        data = read_file(file, "password file")
+        return data.splitlines()[0] if data else b""
+    if not needed:
+        return None
+    try:
+        with open("/dev/tty"):
+            pass
+    except OSError:
+        raise PasswordError(
+            f"{what} needs a password and there is no terminal to ask: "
+            "use --password-env VAR or --password-file FILE"
+        ) from None
+    return getpass.getpass(f"Password for {what}: ").encode()
+
+
+def load_cert_paths(paths: tuple[str, ...], what: str) -> list[x509.Certificate]:
+    """Certificates from PEM/DER files or directories of them."""
+    out: list[x509.Certificate] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(
+                f for f in path.iterdir() if f.suffix.lower() in (".pem", ".crt", ".cer", ".der")
+            )
+            if not files:
+                raise UsageError(f"{what} directory {p} holds no .pem/.crt/.cer/.der files")
+            for f in files:
+                out.extend(load_certificates(read_file(str(f), what), what=f"{what} {f}"))
+        else:
+            out.extend(load_certificates(read_file(p, what), what=f"{what} {p}"))
+    return out
+
+
+def fail(message: str) -> None:
+    raise IdentityError(message)
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
