@@ -157,3 +157,9 @@ def carol(make_ident: Callable[..., Ident]) -> Ident:
 def erin(make_ident: Callable[..., Ident]) -> Ident:
     """Ed25519, signing only."""
     return make_ident("erin", key_type="ed25519", usage="signing")
+
+
+@pytest.fixture(scope="session")
+def alice_enc(make_ident: Callable[..., Ident]) -> Ident:
+    """Alice's separate encryption certificate (RSA, keyEncipherment only), same address."""
+    return make_ident("alice-enc", email="alice@example.org", usage="encryption")

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from cryptography import x509
 
-from mailseal.asn1 import oids as O
+from mailseal.cms.algorithms import CAPABILITY_NAMES
 from mailseal.cms.inspect import (
     ParsedSignerInfo,
     SignerId,
@@ -34,16 +34,6 @@ _SIG_NAMES = {
     "ecdsa": "ECDSA",
     "ed25519": "Ed25519",
     "ed448": "Ed448",
-}
-_CAP_NAMES = {
-    O.AES256_GCM: "aes256-gcm",
-    O.AES128_GCM: "aes128-gcm",
-    O.AES256_CBC: "aes256-cbc",
-    O.AES192_CBC: "aes192-cbc",
-    O.AES128_CBC: "aes128-cbc",
-    O.RSAES_OAEP: "rsaes-oaep",
-    "1.2.840.113549.3.7": "des-ede3-cbc",
-    "1.2.840.113549.3.2": "rc2-cbc",
 }
 
 
@@ -177,7 +167,9 @@ def _judge(
         trusted = outcome.trusted
         if si.digest_name in ("md5", "sha1") and not trust.allow_weak:
             problems.append(
-                Problem(Status.WEAK_ALGORITHM, f"the signature uses the weak digest {si.digest_name}")
+                Problem(
+                    Status.WEAK_ALGORITHM, f"the signature uses the weak digest {si.digest_name}"
+                )
             )
         if trust.check_address and msg.from_addresses:
             matches = match_address(addresses, msg.from_addresses)
@@ -204,7 +196,7 @@ def _judge(
         signing_time=si.signing_time,
         digest_algorithm=digest_name,
         signature_algorithm=sig_name,
-        capabilities=tuple(_CAP_NAMES.get(c, c) for c in si.capabilities),
+        capabilities=tuple(CAPABILITY_NAMES.get(c, c) for c in si.capabilities),
         encryption_key_preference=_describe_pref(si.encryption_key_preference, pool),
         notes=tuple(notes),
     )

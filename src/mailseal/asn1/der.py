@@ -84,7 +84,7 @@ def oid(dotted: str) -> bytes:
 
 def signing_time(when: _dt.datetime) -> bytes:
     """RFC 5652 §11.3 Time: UTCTime for 1950-2049, GeneralizedTime otherwise."""
-    when = when.astimezone(_dt.timezone.utc)
+    when = when.astimezone(_dt.UTC)
     if 1950 <= when.year < 2050:
         return tlv(0x17, when.strftime("%y%m%d%H%M%SZ").encode("ascii"))
     return tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode("ascii"))

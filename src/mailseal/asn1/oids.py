@@ -21,7 +21,7 @@ ID_AA_ENCRYP_KEY_PREF = "1.2.840.113549.1.9.16.2.11"
 # Microsoft's equivalent of encrypKeyPref: the value is a plain IssuerAndSerialNumber
 MS_ENCRYPT_KEY_PREF = "1.3.6.1.4.1.311.16.4"
 # RFC 3161 timestamp token in an unsigned attribute (RFC 3161 Appendix A)
-ID_AA_TIMESTAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"
+ID_AA_TIMESTAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"  # noqa: S105
 # RFC 6211
 ID_CMS_ALGORITHM_PROTECTION = "1.2.840.113549.1.9.52"
 

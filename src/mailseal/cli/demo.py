@@ -34,12 +34,16 @@ def _show(title: str, result: VerifyResult) -> None:
     click.echo(click.style(title, bold=True))
     for s in result.signers:
         colour = "green" if s.valid else "red"
-        click.echo("  " + click.style(s.status.value.upper(), fg=colour, bold=True) + "  " + s.describe())
+        click.echo(
+            "  " + click.style(s.status.value.upper(), fg=colour, bold=True) + "  " + s.describe()
+        )
         click.echo(f"    signature intact: {'yes' if s.intact else 'NO'}")
         click.echo(f"    signer trusted:   {'yes' if s.trusted else 'no'}")
         if s.address_matches_from is not None:
             click.echo(f"    signer matches From: {'yes' if s.address_matches_from else 'no'}")
-    click.echo(f"  => the message is {'VALID' if result.valid else 'NOT valid: ' + result.status.value}")
+    click.echo(
+        f"  => the message is {'VALID' if result.valid else 'NOT valid: ' + result.status.value}"
+    )
     click.echo("")
 
 
@@ -51,8 +55,12 @@ def run_demo(keep: str | None) -> None:
         pki = TestPKI.create("mailseal Demo")
         alice = pki.user("alice@example.org", name="Alice Example", usage="signing")
         cert_path, key_path = write_identity(home, "alice", alice)
+        # alice.crt carries the issuing CA after the leaf, so signatures include the chain
+        cert_path.write_bytes(alice.cert_pem + pki.chain_pem())
+        (home / "alice.p12").write_bytes(alice.pkcs12(b"demo", chain=pki.chain))
         (home / "ca.pem").write_bytes(pki.trust_pem())
-        identity = load_identity(cert_path.read_bytes(), key_path.read_bytes(), chain=pki.chain)
+        (home / "message.eml").write_bytes(_MESSAGE)
+        identity = load_identity(cert_path.read_bytes(), key_path.read_bytes())
         click.echo(f"  root CA, issuing CA and alice's signing certificate in {home}\n")
 
         signed = sign(_MESSAGE, identity)
@@ -68,7 +76,9 @@ def run_demo(keep: str | None) -> None:
         )
         _show(
             "3. Verifying the untouched message against a different trust anchor:",
-            verify(signed, trust=[TestPKI.create("Someone Else", with_intermediate=False).root.cert]),
+            verify(
+                signed, trust=[TestPKI.create("Someone Else", with_intermediate=False).root.cert]
+            ),
         )
     finally:
         if keep:
@@ -76,5 +86,6 @@ def run_demo(keep: str | None) -> None:
             dest.mkdir(parents=True, exist_ok=True)
             for f in home.iterdir():
                 shutil.copy2(f, dest / f.name)
-            click.echo(f"Demo files kept in {dest} (try: mailseal verify -i {dest}/signed.eml --trust {dest}/ca.pem)")
+            click.echo(f"Demo files kept in {dest}. Try:")
+            click.echo(f"  mailseal verify -i {dest}/signed.eml --trust {dest}/ca.pem")
         shutil.rmtree(home, ignore_errors=True)

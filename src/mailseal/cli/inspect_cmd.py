@@ -9,6 +9,7 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from mailseal.cms.algorithms import CAPABILITY_NAMES
 from mailseal.cms.inspect import ParsedSignerInfo
 from mailseal.errors import NotSMIME
 from mailseal.mime import headers as H
@@ -43,7 +44,7 @@ def _signer(si: ParsedSignerInfo) -> dict[str, Any]:
         or si.signature_oid,
         "signed_attributes": si.signed_attrs is not None,
         "signing_time": si.signing_time.isoformat() if si.signing_time else None,
-        "capabilities": list(si.capabilities),
+        "capabilities": [CAPABILITY_NAMES.get(c, c) for c in si.capabilities],
         "encryption_key_preference": (
             si.encryption_key_preference.describe() if si.encryption_key_preference else None
         ),

@@ -96,7 +96,9 @@ def _load_identities(
 
 @cli.command()
 @click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Message to sign [stdin].")
-@click.option("-o", "--out", "out_path", default="-", metavar="OUT", help="Signed message [stdout].")
+@click.option(
+    "-o", "--out", "out_path", default="-", metavar="OUT", help="Signed message [stdout]."
+)
 @click.option("--cert", "certs", multiple=True, metavar="C.pem", help="Signer certificate.")
 @click.option("--key", "keys", multiple=True, metavar="K.pem", help="Signer private key.")
 @click.option("--p12", "p12s", multiple=True, metavar="F.p12", help="Signer as PKCS#12.")
@@ -109,9 +111,7 @@ def _load_identities(
     help="The signer's separate encryption certificate, announced to recipients.",
 )
 @click.option("--opaque", is_flag=True, help="application/pkcs7-mime instead of multipart/signed.")
-@click.option(
-    "--digest", type=click.Choice(["sha256", "sha384", "sha512"]), help="Message digest."
-)
+@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512"]), help="Message digest.")
 @click.option("--pss", is_flag=True, help="RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys).")
 @click.option("--ski", is_flag=True, help="Identify the signer by subjectKeyIdentifier.")
 @_password_options
@@ -155,9 +155,7 @@ def _verdict_lines(result: VerifyResult) -> list[str]:
         mark = "OK " if s.valid else "BAD"
         lines.append(f"{mark} signer {s.index + 1}: {s.describe()}")
         lines.extend(f"    note: {n}" for n in s.notes)
-    verdict = (
-        "message: valid" if result.valid else f"message: NOT valid ({result.status.value})"
-    )
+    verdict = "message: valid" if result.valid else f"message: NOT valid ({result.status.value})"
     lines.append(verdict)
     return lines
 

@@ -15,6 +15,7 @@ from mailseal.errors import AlgorithmError
 from mailseal.keys.base import HashName, KeyType, SignatureScheme
 
 __all__ = [
+    "CAPABILITY_NAMES",
     "DIGESTS",
     "DIGEST_BY_OID",
     "DigestAlgorithm",
@@ -169,3 +170,16 @@ def signature_algorithm_der(scheme: SignatureScheme) -> bytes:
     if scheme.kind == "ed25519":
         return der.sequence(der.oid(O.ED25519))
     return der.sequence(der.oid(O.ED448))
+
+
+#: Names for the SMIMECapabilities mailseal recognises (RFC 8551 §2.5.2)
+CAPABILITY_NAMES: dict[str, str] = {
+    O.AES256_GCM: "aes256-gcm",
+    O.AES128_GCM: "aes128-gcm",
+    O.AES256_CBC: "aes256-cbc",
+    O.AES192_CBC: "aes192-cbc",
+    O.AES128_CBC: "aes128-cbc",
+    O.RSAES_OAEP: "rsaes-oaep",
+    "1.2.840.113549.3.7": "des-ede3-cbc",
+    "1.2.840.113549.3.2": "rc2-cbc",
+}

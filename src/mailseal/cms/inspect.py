@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailseal.asn1 import oids as O
+from mailseal.asn1.der import oid as der_oid
+from mailseal.cms import fastder as F
 from mailseal.cms.algorithms import DIGEST_BY_OID, SIGNATURE_OIDS
 from mailseal.errors import LimitExceeded, MalformedCMS
 from mailseal.limits import DEFAULT_LIMITS, Limits
@@ -76,9 +78,7 @@ class SignerId:
             except (x509.ExtensionNotFound, ValueError):
                 return False
             return ext.value.digest == self.ski
-        return (
-            cert.serial_number == self.serial and cert.issuer.public_bytes() == self.issuer_der
-        )
+        return cert.serial_number == self.serial and cert.issuer.public_bytes() == self.issuer_der
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +177,9 @@ def _parse_signer_info(index: int, si: a_cms.SignerInfo) -> ParsedSignerInfo:
             elif oid == O.MS_ENCRYPT_KEY_PREF and pref is None:
                 raw = _single(values, problems, "msEncryptKeyPref")
                 ias = a_cms.IssuerAndSerialNumber.load(raw.dump())
-                pref = SignerId(issuer_der=ias["issuer"].dump(), serial=int(ias["serial_number"].native))
+                pref = SignerId(
+                    issuer_der=ias["issuer"].dump(), serial=int(ias["serial_number"].native)
+                )
     unsigned = si["unsigned_attrs"]
     has_ts = False
     if not isinstance(unsigned, a_core.Void):
@@ -221,12 +223,16 @@ def _single(values: a_core.Asn1Value, problems: list[str], name: str) -> a_core.
     return values[0]
 
 
-def parse_signed_data(
-    der_bytes: bytes, *, limits: Limits = DEFAULT_LIMITS
-) -> ParsedSignedData:
+def parse_signed_data(der_bytes: bytes, *, limits: Limits = DEFAULT_LIMITS) -> ParsedSignedData:
     """Parse a ContentInfo holding SignedData into frozen values."""
     if not der_bytes:
         raise MalformedCMS("the CMS signature is empty")
+    try:
+        return _parse_fast(der_bytes, limits)
+    except F.Unusual:
+        pass
+    except (UnicodeDecodeError, ValueError, IndexError):
+        pass
     try:
         ci = a_cms.ContentInfo.load(der_bytes, strict=True)
         if ci["content_type"].dotted != O.ID_SIGNED_DATA:
@@ -407,3 +413,233 @@ def check_signature(
     if reason:
         return SignatureCheck(False, reason)
     return SignatureCheck(True)
+
+
+_SIGNED_DATA_OID = der_oid(O.ID_SIGNED_DATA)[2:]
+_SINGLE_VALUED = {O.ID_CONTENT_TYPE, O.ID_MESSAGE_DIGEST, O.ID_SIGNING_TIME}
+
+
+def _only(buf: bytes, cs: int, ce: int) -> tuple[int, int, int, int]:
+    kids = F.children(buf, cs, ce)
+    if len(kids) != 1:
+        raise F.Unusual
+    return kids[0]
+
+
+def _int(buf: bytes, cs: int, ce: int) -> int:
+    if ce == cs:
+        raise F.Unusual
+    return int.from_bytes(buf[cs:ce], "big", signed=True)
+
+
+def _oid_of(buf: bytes, cs: int, ce: int) -> str:
+    """The OID that starts an AlgorithmIdentifier-like SEQUENCE's content."""
+    tag, _, ocs, oce = F.children(buf, cs, ce)[0]
+    if tag != 0x06:
+        raise F.Unusual
+    return F.dotted(buf[ocs:oce])
+
+
+def _ias(buf: bytes, cs: int, ce: int) -> SignerId:
+    kids = F.children(buf, cs, ce)
+    if len(kids) != 2 or kids[0][0] != 0x30 or kids[1][0] != 0x02:
+        raise F.Unusual
+    name_hs, name_ce = kids[0][1], kids[0][3]
+    return SignerId(issuer_der=buf[name_hs:name_ce], serial=_int(buf, kids[1][2], kids[1][3]))
+
+
+def _parse_signer_fast(index: int, buf: bytes, cs: int, ce: int) -> ParsedSignerInfo:
+    kids = F.children(buf, cs, ce)
+    if len(kids) < 5:
+        raise F.Unusual
+    i = 0
+    tag, _, vcs, vce = kids[i]
+    if tag != 0x02:
+        raise F.Unusual
+    version = _int(buf, vcs, vce)
+    i += 1
+    tag, _, scs, sce = kids[i]
+    if tag == 0x30:
+        sid = _ias(buf, scs, sce)
+    elif tag == 0x80:
+        sid = SignerId(ski=buf[scs:sce])
+    else:
+        raise F.Unusual
+    i += 1
+    tag, _, dcs, dce = kids[i]
+    if tag != 0x30:
+        raise F.Unusual
+    digest_oid = _oid_of(buf, dcs, dce)
+    i += 1
+    signed_attrs: bytes | None = None
+    ctype = stime = None
+    mdig: bytes | None = None
+    caps: list[str] = []
+    pref: SignerId | None = None
+    problems: list[str] = []
+    tag, _, acs, ace = kids[i]
+    if tag == 0xA0:
+        signed_attrs = _set_tlv(buf[acs:ace])
+        seen: set[str] = set()
+        for atag, _, atcs, atce in F.children(buf, acs, ace):
+            if atag != 0x30:
+                raise F.Unusual
+            parts = F.children(buf, atcs, atce)
+            if len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] != 0x31:
+                raise F.Unusual
+            oid = F.dotted(buf[parts[0][2] : parts[0][3]])
+            if oid in seen and oid in _SINGLE_VALUED:
+                problems.append(f"attribute {oid} appears more than once")
+            seen.add(oid)
+            vcs2, vce2 = parts[1][2], parts[1][3]
+            if oid in _SINGLE_VALUED or oid in (
+                O.ID_SMIME_CAPABILITIES,
+                O.ID_AA_ENCRYP_KEY_PREF,
+                O.MS_ENCRYPT_KEY_PREF,
+            ):
+                vals = F.children(buf, vcs2, vce2)
+                if len(vals) != 1:
+                    if oid in _SINGLE_VALUED:
+                        raise F.Unusual  # let the general parser report it
+                    continue
+                vtag, _, vcs3, vce3 = vals[0]
+                if oid == O.ID_CONTENT_TYPE:
+                    if vtag != 0x06:
+                        raise F.Unusual
+                    ctype = F.dotted(buf[vcs3:vce3])
+                elif oid == O.ID_MESSAGE_DIGEST:
+                    if vtag != 0x04:
+                        raise F.Unusual
+                    mdig = buf[vcs3:vce3]
+                elif oid == O.ID_SIGNING_TIME:
+                    stime = F.parse_time(vtag, buf[vcs3:vce3])
+                elif oid == O.ID_SMIME_CAPABILITIES:
+                    if vtag != 0x30:
+                        raise F.Unusual
+                    for ctag, _, ccs, cce in F.children(buf, vcs3, vce3):
+                        if ctag != 0x30:
+                            raise F.Unusual
+                        caps.append(_oid_of(buf, ccs, cce))
+                elif oid == O.ID_AA_ENCRYP_KEY_PREF:
+                    if vtag == 0xA0:
+                        pref = _ias(buf, vcs3, vce3)
+                    elif vtag == 0x82:
+                        pref = SignerId(ski=buf[vcs3:vce3])
+                elif oid == O.MS_ENCRYPT_KEY_PREF and pref is None and vtag == 0x30:
+                    pref = _ias(buf, vcs3, vce3)
+        i += 1
+    tag, _, gcs, gce = kids[i]
+    if tag != 0x30:
+        raise F.Unusual
+    sig_parts = F.children(buf, gcs, gce)
+    if not sig_parts or sig_parts[0][0] != 0x06:
+        raise F.Unusual
+    sig_oid = F.dotted(buf[sig_parts[0][2] : sig_parts[0][3]])
+    kind_hash = SIGNATURE_OIDS.get(sig_oid)
+    kind = kind_hash[0] if kind_hash else None
+    sig_hash = kind_hash[1] if kind_hash else None
+    if sig_oid == O.RSASSA_PSS:
+        sig_hash = "sha1"  # RFC 4055 default when hashAlgorithm is absent
+        if len(sig_parts) > 1 and sig_parts[1][0] == 0x30:
+            for ptag, _, pcs, pce in F.children(buf, sig_parts[1][2], sig_parts[1][3]):
+                if ptag == 0xA0:
+                    htag, _, hcs, hce = _only(buf, pcs, pce)
+                    if htag != 0x30:
+                        raise F.Unusual
+                    h = DIGEST_BY_OID.get(_oid_of(buf, hcs, hce))
+                    sig_hash = h.name if h else None
+    i += 1
+    tag, _, ocs, oce = kids[i]
+    if tag != 0x04:
+        raise F.Unusual
+    signature = buf[ocs:oce]
+    i += 1
+    has_ts = False
+    if i < len(kids):
+        tag, _, ucs, uce = kids[i]
+        if tag != 0xA1 or i + 1 != len(kids):
+            raise F.Unusual
+        ts_oid = der_oid(O.ID_AA_TIMESTAMP_TOKEN)
+        has_ts = ts_oid in buf[ucs:uce]
+    digest = DIGEST_BY_OID.get(digest_oid)
+    return ParsedSignerInfo(
+        index=index,
+        version=version,
+        sid=sid,
+        digest_oid=digest_oid,
+        digest_name=digest.name if digest else ("md5" if digest_oid == O.MD5 else None),
+        signature_oid=sig_oid,
+        signature_kind=kind,
+        signature_hash=sig_hash,
+        signature=signature,
+        signed_attrs=signed_attrs,
+        content_type=ctype,
+        message_digest=mdig,
+        signing_time=stime,
+        capabilities=tuple(caps),
+        encryption_key_preference=pref,
+        has_timestamp=has_ts,
+        attribute_problems=tuple(problems),
+    )
+
+
+def _parse_fast(buf: bytes, limits: Limits) -> ParsedSignedData:
+    n = len(buf)
+    tag, cs, ce = F.tlv(buf, 0, n)
+    if tag != 0x30 or ce != n:
+        raise F.Unusual
+    kids = F.children(buf, cs, ce)
+    if len(kids) != 2 or kids[0][0] != 0x06 or kids[1][0] != 0xA0:
+        raise F.Unusual
+    if buf[kids[0][2] : kids[0][3]] != _SIGNED_DATA_OID:
+        raise F.Unusual
+    stag, _, scs, sce = _only(buf, kids[1][2], kids[1][3])
+    if stag != 0x30:
+        raise F.Unusual
+    sd = F.children(buf, scs, sce)
+    if len(sd) < 4 or sd[0][0] != 0x02 or sd[1][0] != 0x31 or sd[2][0] != 0x30:
+        raise F.Unusual
+    digest_oids = tuple(
+        _oid_of(buf, c[2], c[3]) for c in F.children(buf, sd[1][2], sd[1][3]) if c[0] == 0x30
+    )
+    enc = F.children(buf, sd[2][2], sd[2][3])
+    if not enc or enc[0][0] != 0x06 or len(enc) > 2:
+        raise F.Unusual
+    ctype = F.dotted(buf[enc[0][2] : enc[0][3]])
+    content: bytes | None = None
+    if len(enc) == 2:
+        if enc[1][0] != 0xA0:
+            raise F.Unusual
+        otag, _, ocs, oce = _only(buf, enc[1][2], enc[1][3])
+        if otag != 0x04:
+            raise F.Unusual
+        content = buf[ocs:oce]
+    certs: list[x509.Certificate] = []
+    crls: list[bytes] = []
+    rest = sd[3:]
+    if rest and rest[0][0] == 0xA0:
+        entries = F.children(buf, rest[0][2], rest[0][3])
+        if len(entries) > limits.max_certificates:
+            raise LimitExceeded(
+                f"more than {limits.max_certificates} certificates in one signature"
+            )
+        for ctag, chs, _, cce in entries:
+            if ctag == 0x30:
+                certs.append(load_certificate(buf[chs:cce]))
+        rest = rest[1:]
+    if rest and rest[0][0] == 0xA1:
+        for ctag, chs, _, cce in F.children(buf, rest[0][2], rest[0][3]):
+            if ctag == 0x30:
+                crls.append(buf[chs:cce])
+        rest = rest[1:]
+    if len(rest) != 1 or rest[0][0] != 0x31:
+        raise F.Unusual
+    sis = F.children(buf, rest[0][2], rest[0][3])
+    if len(sis) > limits.max_signers:
+        raise LimitExceeded(f"more than {limits.max_signers} signers in one signature")
+    infos = []
+    for idx, (itag, _, ics, ice) in enumerate(sis):
+        if itag != 0x30:
+            raise F.Unusual
+        infos.append(_parse_signer_fast(idx, buf, ics, ice))
+    return ParsedSignedData(ctype, content, digest_oids, tuple(certs), tuple(crls), tuple(infos))

@@ -100,6 +100,9 @@ class PreparedSigner:
     """One signer with every per-message-constant piece already encoded."""
 
     __slots__ = (
+        "_md_prefix",
+        "_single",
+        "_st_prefix",
         "cert_ders",
         "digest",
         "digest_der",
@@ -160,12 +163,32 @@ class PreparedSigner:
             if enc_der not in self.cert_ders:
                 self.cert_ders = (*self.cert_ders, enc_der)
         self.static_attrs = tuple(static)
+        size = DIGESTS[digest].size
+        md = _attribute(O.ID_MESSAGE_DIGEST, der.octet_string(bytes(size)))
+        self._md_prefix = md[:-size]
+        st = _attribute(O.ID_SIGNING_TIME, der.signing_time(_dt.datetime(2000, 1, 1)))
+        self._st_prefix = st[:-13]
+        self._single: tuple[bytes, bytes] | None = None
+
+    def _time_attr(self, when: _dt.datetime) -> bytes:
+        t = der.signing_time(when)
+        if t[0] == 0x17:
+            return self._st_prefix + t[2:]
+        return _attribute(O.ID_SIGNING_TIME, t)
+
+    def single_frame(self) -> tuple[bytes, bytes]:
+        """(version + digestAlgorithms, certificates) when this is the only signer."""
+        if self._single is None:
+            head = der.integer(self.version) + der.set_of([self.digest_der])
+            certs = der.context(0, b"".join(sorted(dict.fromkeys(self.cert_ders))))
+            self._single = (head, certs)
+        return self._single
 
     def signer_info(self, message_digest: bytes, when: _dt.datetime) -> bytes:
         attrs = [
             *self.static_attrs,
-            _attribute(O.ID_MESSAGE_DIGEST, der.octet_string(message_digest)),
-            _attribute(O.ID_SIGNING_TIME, der.signing_time(when)),
+            self._md_prefix + message_digest,
+            self._time_attr(when),
         ]
         body = b"".join(sorted(attrs))
         to_sign = b"\x31" + der.encode_length(len(body)) + body
@@ -199,17 +222,20 @@ def encode_signed_data(
     """
     if not signers:
         raise IdentityError("at least one signer is needed")
-    when = when or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    when = when or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
     infos = [s.signer_info(digests[s.digest], when) for s in signers]
-    version = 3 if any(s.version == 3 for s in signers) else 1
-    digest_algs = der.set_of({s.digest_der for s in signers})
-    seen: dict[bytes, None] = {}
-    for s in signers:
-        for c in s.cert_ders:
-            seen.setdefault(c, None)
-    certs = der.context(0, b"".join(sorted(seen)))
+    if len(signers) == 1:
+        head, certs = signers[0].single_frame()
+    else:
+        version = 3 if any(s.version == 3 for s in signers) else 1
+        digest_algs = der.set_of({s.digest_der for s in signers})
+        seen: dict[bytes, None] = {}
+        for s in signers:
+            for c in s.cert_ders:
+                seen.setdefault(c, None)
+        certs = der.context(0, b"".join(sorted(seen)))
+        head = der.integer(version) + digest_algs
     signer_infos = der.set_of(infos)
-    head = der.integer(version) + digest_algs
     tail = certs + signer_infos
     ctype = der.oid(O.ID_DATA)
     if content_length is None:
@@ -227,5 +253,7 @@ def encode_signed_data(
     ci_ctx = _header(0xA0, ci_inner)
     oid_sd = der.oid(O.ID_SIGNED_DATA)
     ci_hdr = _header(0x30, len(oid_sd) + len(ci_ctx) + ci_inner)
-    prefix = ci_hdr + oid_sd + ci_ctx + sd_hdr + head + encap_hdr + ctype + explicit_hdr + octets_hdr
+    prefix = (
+        ci_hdr + oid_sd + ci_ctx + sd_hdr + head + encap_hdr + ctype + explicit_hdr + octets_hdr
+    )
     return prefix, tail

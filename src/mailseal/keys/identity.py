@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -52,11 +53,12 @@ def load_certificates(data: bytes, *, what: str = "certificate file") -> list[x5
     return certs
 
 
-def _public_der(obj: object) -> bytes:
+def _public_der(obj: Any) -> bytes:
     pub = obj.public_key() if hasattr(obj, "public_key") else obj
-    return pub.public_bytes(  # type: ignore[attr-defined, no-any-return]
+    der: bytes = pub.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return der
 
 
 def _check_pair(cert: x509.Certificate, key: PrivateKey) -> None:

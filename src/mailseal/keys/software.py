@@ -12,7 +12,10 @@ from mailseal.keys.base import HashName, KeyType, SignatureScheme
 __all__ = ["SoftwareKey", "load_private_key"]
 
 SoftwarePrivateKey = (
-    rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
 )
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -112,7 +115,9 @@ def load_private_key(data: bytes, password: bytes | None = None) -> SoftwareKey:
                         "the private key is encrypted: give its password "
                         "(--password-env VAR or --password-file FILE)"
                     ) from None
-                raise PasswordError("a password was given but the private key is not encrypted") from None
+                raise PasswordError(
+                    "a password was given but the private key is not encrypted"
+                ) from None
             last = exc
             continue
         except ValueError as exc:

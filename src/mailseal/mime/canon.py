@@ -10,7 +10,6 @@ only known at its end is spooled (to disk beyond a few MiB).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import codecs
 import tempfile
@@ -113,12 +112,20 @@ class _B64Encoder:
         n = len(data) - len(data) % 57
         self.carry = data[n:]
         if n:
-            self.emit(base64.encodebytes(data[:n]).replace(b"\n", b"\r\n"))
+            self.emit(b64_lines(data[:n]))
 
     def close(self) -> None:
         if self.carry:
-            self.emit(base64.encodebytes(self.carry).replace(b"\n", b"\r\n"))
+            self.emit(b64_lines(self.carry))
             self.carry = b""
+
+
+def b64_lines(data: bytes) -> bytes:
+    """Base64 in 76-character lines, each ending in CRLF (RFC 2045 §6.8)."""
+    enc = binascii.b2a_base64(data, newline=False)
+    if len(enc) <= 76:
+        return enc + b"\r\n"
+    return b"\r\n".join([enc[i : i + 76] for i in range(0, len(enc), 76)]) + b"\r\n"
 
 
 class _QPEncoder:

@@ -56,9 +56,12 @@ def sign_stream(
         raise InputError("the input is empty: there is nothing to sign")
     fields, _sep = read_header_block(r, limits)
     outer, inner = split_message_headers(fields)
-    hashers = {s.digest: hashlib.new(s.digest) for s in signers}
+    hashers: dict[str, hashlib._Hash] = {s.digest: hashlib.new(s.digest) for s in signers}
     updaters = [h.update for h in hashers.values()]
-    out = sink.write
+
+    def out(data: bytes) -> None:
+        sink.write(data)
+
     head = b"".join(f.canonical() for f in outer) + b"MIME-Version: 1.0\r\n"
 
     if not opaque:

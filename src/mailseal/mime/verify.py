@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -45,10 +45,7 @@ class SignedMessage:
     content_length: int
     micalg: str | None
     notes: tuple[str, ...]
-
-    @property
-    def from_addresses(self) -> tuple[str, ...]:
-        return H.addresses(self.headers, "from")
+    from_addresses: tuple[str, ...] = ()
 
 
 def _name_param(fields: list[HeaderField], ct: H.ContentType) -> str:
@@ -65,7 +62,7 @@ def _name_param(fields: list[HeaderField], ct: H.ContentType) -> str:
 class _Hashing:
     """Feeds content to several digests, a sink, and the bare-LF detector."""
 
-    def __init__(self, names: list[str], sink: BinaryIO | None) -> None:
+    def __init__(self, names: Sequence[str], sink: BinaryIO | None) -> None:
         self.hashers = {n: hashlib.new(n) for n in names}
         self.sink = sink
         self.length = 0
@@ -194,14 +191,16 @@ def read_signed(
         return _opaque(r.read, [], content_sink, limits, micalg=None)
     if head.lstrip().startswith(b"-----BEGIN"):
         return _pem(r, content_sink, limits)
-    fields, sep = read_header_block(r, limits)
+    fields, _sep = read_header_block(r, limits)
     if not fields:
         raise NotSMIME("the input is not a MIME message (no header fields)")
     ct = H.content_type(fields)
     name = _name_param(fields, ct)
     if ct.value == "multipart/signed":
         return _detached(source, base, r, fields, ct, content_sink, limits)
-    if ct.value in _MIME_TYPES or (ct.value == "application/octet-stream" and name.endswith(".p7m")):
+    if ct.value in _MIME_TYPES or (
+        ct.value == "application/octet-stream" and name.endswith(".p7m")
+    ):
         smime_type = (ct.param("smime-type") or "").lower()
         if smime_type and smime_type != "signed-data":
             raise NotSMIME(
@@ -272,6 +271,7 @@ def _opaque(
         content_length=hashing.length,
         micalg=micalg,
         notes=(),
+        from_addresses=H.addresses(fields, "from"),
     )
 
 
@@ -345,7 +345,9 @@ def _detached(
         digests.update(_rehash(source, start, hashing.length, needed, canonical=False))
     canonical: dict[str, bytes] | None = None
     if hashing.bare_lf:
-        want = list(dict.fromkeys(si.digest_name for si in parsed.signer_infos if si.digest_name in DIGESTS))
+        want = list(
+            dict.fromkeys(si.digest_name for si in parsed.signer_infos if si.digest_name in DIGESTS)
+        )
         canonical = _rehash(source, start, hashing.length, [w for w in want if w], canonical=True)
     return SignedMessage(
         form="detached",
@@ -357,4 +359,5 @@ def _detached(
         content_length=hashing.length,
         micalg=micalg,
         notes=tuple(notes),
+        from_addresses=H.addresses(fields, "from"),
     )

@@ -179,14 +179,13 @@ class Trust:
     ) -> TrustOutcome:
         """Path, validity dates and S/MIME purpose for ``cert``."""
         when = at or self.at
-        leaf_der = _der(cert)
-        key = (leaf_der, frozenset(_der(c) for c in extra), purpose, when)
+        key = (cert, frozenset(extra), purpose, when)
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and (when is not None or now - hit[0] < _CACHE_SECONDS):
             self._cache.move_to_end(key)
             return hit[1]
-        outcome = self._evaluate(cert, leaf_der, extra, purpose, when)
+        outcome = self._evaluate(cert, _der(cert), extra, purpose, when)
         self._cache[key] = (now, outcome)
         if len(self._cache) > _CACHE_MAX:
             self._cache.popitem(last=False)

@@ -99,12 +99,15 @@ class SignerVerdict:
         return self.status is Status.VALID
 
     def describe(self) -> str:
-        who = self.addresses[0] if self.addresses else (
-            self.certificate.subject.rfc4514_string() if self.certificate else self.signer_id
+        who = (
+            self.addresses[0]
+            if self.addresses
+            else (self.certificate.subject.rfc4514_string() if self.certificate else self.signer_id)
         )
         if self.valid:
             when = f", signed {self.signing_time.isoformat()}" if self.signing_time else ""
-            return f"valid signature by {who} ({self.digest_algorithm}, {self.signature_algorithm}{when})"
+            algs = f"{self.digest_algorithm}, {self.signature_algorithm}"
+            return f"valid signature by {who} ({algs}{when})"
         reasons = "; ".join(p.message for p in self.problems) or self.status.value
         return f"{self.status.value}: signature by {who}: {reasons}"
 
