@@ -289,9 +289,14 @@ class Mailseal:
         return self.workdir / f"m{next(self._n):03d}{suffix}"
 
     def run(
-        self, *args: str | Path, input: bytes | None = None
+        self,
+        *args: str | Path,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
-        return run([*self.cmd, *args], input=input, cwd=self.workdir)
+        """The CLI with ``args``; ``env`` entries are added to this process's environment."""
+        full_env = {**os.environ, **env} if env else None
+        return run([*self.cmd, *args], input=input, cwd=self.workdir, env=full_env)
 
     def sign(
         self,

@@ -212,6 +212,9 @@ def test_mailseal_encryption_key_preference_verified_by_openssl(
     assert pref.chosen["serial_number"].native == alice_enc.issued.cert.serial_number
     proc, _ = ossl_verify(openssl, signed, trust_pem)
     assert proc.returncode == 0, proc.stderr.decode()
+    v = mailseal.verify(signed)
+    mailseal.assert_valid(v)
+    assert v.signers[0]["encryption_key_preference"], v.explain()
 
 
 def test_mailseal_full_message_keeps_outer_headers(
@@ -236,6 +239,9 @@ def test_mailseal_full_message_keeps_outer_headers(
     proc, out = ossl_verify(openssl, signed, trust_pem)
     assert proc.returncode == 0, proc.stderr.decode()
     assert out == entity
+    v = mailseal.verify(signed)
+    mailseal.assert_valid(v)
+    assert v.signers[0]["address_matches_from"] is True, v.explain()
 
 
 def test_mailseal_lf_input_is_canonicalised(
@@ -268,6 +274,51 @@ def test_mailseal_wrong_anchor_rejected_by_openssl_and_mailseal(
     mailseal.assert_status(v, "untrusted")
     assert v.signers[0]["intact"] is True, v.explain()
     assert v.signers[0]["trusted"] is False, v.explain()
+
+
+def test_mailseal_opaque_tampered_rejected_by_openssl_and_mailseal(
+    mailseal: Any, openssl: Any, smime: Any, carol: Any, trust_pem: Path
+) -> None:
+    bad = smime.tamper_base64(mailseal.sign(carol, MSG, "--opaque"))
+    proc, _ = ossl_verify(openssl, bad, trust_pem)
+    assert proc.returncode != 0
+    v = mailseal.verify(bad, want_content=False)
+    mailseal.assert_status(v, "tampered")
+    assert v.signers[0]["intact"] is False, v.explain()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["pbes2-aes", "legacy-3des"])
+def test_mailseal_pkcs12_signer_verified_by_openssl(
+    mailseal: Any,
+    openssl: Any,
+    smime: Any,
+    pki: Any,
+    bob: Any,
+    trust_pem: Path,
+    legacy: bool,
+) -> None:
+    """``sign --p12`` with the password from the environment; the PKCS#12 carries the chain."""
+    p12 = mailseal.path(".p12")
+    p12.write_bytes(bob.issued.pkcs12(b"s3cret pass", legacy=legacy, chain=pki.chain))
+    src, out = mailseal.path(".in"), mailseal.path(".eml")
+    src.write_bytes(MSG)
+    proc = mailseal.run(
+        "sign",
+        "-i",
+        src,
+        "-o",
+        out,
+        "--p12",
+        p12,
+        "--password-env",
+        "MAILSEAL_TEST_P12_PASS",
+        env={"MAILSEAL_TEST_P12_PASS": "s3cret pass"},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    signed = out.read_bytes()
+    proc, got = ossl_verify(openssl, signed, trust_pem)  # the chain must come from the p12
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert got == MSG
 
 
 # ---- openssl signs, mailseal verifies ---------------------------------------------------------

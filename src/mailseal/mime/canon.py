@@ -21,7 +21,7 @@ from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
 from mailseal.mime.reader import CHUNK, HeaderField, PartReader, Reader, read_header_block
 
-__all__ = ["Canonicalizer", "crlf_chunks", "reader_over"]
+__all__ = ["Canonicalizer", "NeedsSafePass", "crlf_chunks", "reader_over"]
 
 Emit = Callable[[bytes], None]
 _SPOOL_MEMORY = 4 << 20
@@ -214,13 +214,26 @@ class _B64Decoder:
             raise MalformedMessage("a base64 body ends in the middle of a group")
 
 
-class Canonicalizer:
-    """Rewrites one MIME entity into canonical, 7-bit-safe form, emitting it as it goes."""
+class NeedsSafePass(Exception):
+    """An optimistic pass met a part that must be re-encoded; start again safely."""
 
-    def __init__(self, emit: Emit, limits: Limits = DEFAULT_LIMITS) -> None:
+
+class Canonicalizer:
+    """Rewrites one MIME entity into canonical, 7-bit-safe form, emitting it as it goes.
+
+    With ``optimistic=True`` parts that claim to be 7-bit are streamed straight through in one
+    pass; if one turns out not to be (8-bit bytes, NUL, an over-long line), the pass stops with
+    :class:`NeedsSafePass` and the caller starts over without it, after rewinding its input
+    and output. The safe pass spools such parts and decides after seeing them whole.
+    """
+
+    def __init__(
+        self, emit: Emit, limits: Limits = DEFAULT_LIMITS, *, optimistic: bool = False
+    ) -> None:
         self.emit = emit
         self.limits = limits
         self.parts = 0
+        self.optimistic = optimistic
 
     # -- entities ---------------------------------------------------------------------------
     def entity(self, r: Reader, fields: list[HeaderField], depth: int = 0) -> None:
@@ -327,6 +340,14 @@ class Canonicalizer:
                 self.emit(b"\r\n")
             self._encode(_reader_chunks(r), target, text)
             return
+        if self.optimistic and cte in ("7bit", "quoted-printable", "base64"):
+            if write_headers:
+                self._headers(fields, replace_cte=None)
+                if not fields:
+                    self.emit(b"Content-Type: text/plain; charset=us-ascii\r\n")
+                self.emit(b"\r\n")
+            self._stream_clean(r)
+            return
         # 7bit, quoted-printable, base64 or unknown: decide after seeing the whole body
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
             scan = _Scan()
@@ -351,6 +372,38 @@ class Canonicalizer:
                 self._headers(self._with_charset(fields, ct, charset), replace_cte=target)
                 self.emit(b"\r\n")
             self._encode(self._decoded(_file_chunks(spool), cte), target, text)
+
+    def _stream_clean(self, r: Reader) -> None:
+        """Pass a body through with CRLF line ends, or raise NeedsSafePass."""
+        emit = self.emit
+        carry = b""
+        cur = 0
+        while True:
+            chunk = r.read()
+            if not chunk:
+                break
+            if not chunk.isascii() or b"\x00" in chunk:
+                raise NeedsSafePass
+            data = carry + chunk if carry else chunk
+            carry = b""
+            if data.endswith(b"\r"):
+                carry, data = b"\r", data[:-1]
+            lines = data.split(b"\r\n")
+            if data.count(b"\n") != len(lines) - 1:
+                data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                lines = data.split(b"\r\n")
+            if len(lines) == 1:
+                cur += len(data)
+            else:
+                longest = max(cur + len(lines[0]), max(map(len, lines[1:-1]), default=0))
+                if longest > _MAX_LINE:
+                    raise NeedsSafePass
+                cur = len(lines[-1])
+            if cur > _MAX_LINE:
+                raise NeedsSafePass
+            emit(data)
+        if carry:
+            emit(carry)
 
     def _with_charset(
         self, fields: list[HeaderField], ct: H.ContentType, charset: str | None

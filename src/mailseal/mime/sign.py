@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import secrets
 import tempfile
-from collections.abc import Sequence
-from typing import BinaryIO
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, cast
 
 from mailseal.cms.algorithms import DIGESTS
 from mailseal.cms.signed import PreparedSigner, encode_signed_data
 from mailseal.errors import InputError
 from mailseal.limits import DEFAULT_LIMITS, Limits
-from mailseal.mime.canon import Canonicalizer, _B64Encoder
+from mailseal.mime.canon import Canonicalizer, NeedsSafePass, _B64Encoder, b64_lines
 from mailseal.mime.reader import CHUNK, HeaderField, Reader, read_header_block
 
 __all__ = ["sign_stream", "split_message_headers"]
@@ -39,6 +40,42 @@ def _micalg(signers: Sequence[PreparedSigner]) -> str:
     return ",".join(names)
 
 
+def _seekable(f: BinaryIO) -> bool:
+    try:
+        return bool(f.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _canonicalize(
+    source: BinaryIO,
+    emit_factory: Callable[[], Callable[[bytes], None]],
+    rewind_output: Callable[[], None] | None,
+    limits: Limits,
+) -> None:
+    """Canonicalise the entity in ``source`` through a fresh emitter.
+
+    When both ``source`` and the output can be rewound, a single optimistic pass is tried first
+    (parts that are already 7-bit clean stream straight through); otherwise, or when that pass
+    meets a part that needs re-encoding, the safe pass runs.
+    """
+    start = source.tell() if rewind_output is not None and _seekable(source) else None
+    r = Reader.from_stream(source)
+    fields, _sep = read_header_block(r, limits)
+    _outer, inner = split_message_headers(fields)
+    if start is not None and rewind_output is not None:
+        try:
+            Canonicalizer(emit_factory(), limits, optimistic=True).entity(r, inner)
+            return
+        except NeedsSafePass:
+            rewind_output()
+            source.seek(start)
+            r = Reader.from_stream(source)
+            fields, _sep = read_header_block(r, limits)
+            _outer, inner = split_message_headers(fields)
+    Canonicalizer(emit_factory(), limits).entity(r, inner)
+
+
 def sign_stream(
     source: BinaryIO,
     sink: BinaryIO,
@@ -51,13 +88,26 @@ def sign_stream(
     """Read a message or MIME entity from ``source`` and write it signed to ``sink``."""
     if not signers:
         raise InputError("at least one signer is needed")
+    start = source.tell() if _seekable(source) else None
     r = Reader.from_stream(source)
     if not r.peek(1):
         raise InputError("the input is empty: there is nothing to sign")
-    fields, _sep = read_header_block(r, limits)
-    outer, inner = split_message_headers(fields)
-    hashers: dict[str, hashlib._Hash] = {s.digest: hashlib.new(s.digest) for s in signers}
-    updaters = [h.update for h in hashers.values()]
+    fields, sep = read_header_block(r, limits)
+    outer, _inner = split_message_headers(fields)
+    if start is not None:
+        source.seek(start)
+        src: BinaryIO = source
+    else:
+        # not seekable: put the header block back and hand the reader on as the source
+        r.unread(b"".join(f.raw() for f in fields) + (sep or b""))
+        src = cast(BinaryIO, _Chained(r))
+    names = list(dict.fromkeys(s.digest for s in signers))
+    hashers: dict[str, hashlib._Hash] = {}
+
+    def new_hashers() -> list[Callable[[bytes], None]]:
+        hashers.clear()
+        hashers.update({n: hashlib.new(n) for n in names})
+        return [h.update for h in hashers.values()]
 
     def out(data: bytes) -> None:
         sink.write(data)
@@ -77,21 +127,32 @@ def sign_stream(
             + boundary
             + b"\r\n"
         )
-        if len(updaters) == 1:
-            upd = updaters[0]
+        mark = sink.tell() if _seekable(sink) else None
 
-            def emit(data: bytes) -> None:
-                upd(data)
-                out(data)
+        def emitter() -> Callable[[bytes], None]:
+            updaters = new_hashers()
+            if len(updaters) == 1:
+                upd = updaters[0]
 
-        else:
+                def emit(data: bytes) -> None:
+                    upd(data)
+                    sink.write(data)
 
-            def emit(data: bytes) -> None:
+                return emit
+
+            def emit_all(data: bytes) -> None:
                 for u in updaters:
                     u(data)
-                out(data)
+                sink.write(data)
 
-        Canonicalizer(emit, limits).entity(r, inner)
+            return emit_all
+
+        def rewind() -> None:
+            assert mark is not None
+            sink.seek(mark)
+            sink.truncate()
+
+        _canonicalize(src, emitter, rewind if mark is not None else None, limits)
         digests = {name: h.digest() for name, h in hashers.items()}
         cms, _ = encode_signed_data(signers, digests, when=when)
         out(
@@ -101,22 +162,30 @@ def sign_stream(
             + b"Content-Transfer-Encoding: base64\r\n"
             + b'Content-Disposition: attachment; filename="smime.p7s"\r\n'
             + b"Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
+            + b64_lines(cms)
+            + b"--"
+            + boundary
+            + b"--\r\n"
         )
-        enc = _B64Encoder(out)
-        enc.write(cms)
-        enc.close()
-        out(b"\r\n--" + boundary + b"--\r\n")
         return
 
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
-        write = spool.write
 
-        def emit_spool(data: bytes) -> None:
-            for u in updaters:
-                u(data)
-            write(data)
+        def spool_emitter() -> Callable[[bytes], None]:
+            updaters = new_hashers()
 
-        Canonicalizer(emit_spool, limits).entity(r, inner)
+            def emit(data: bytes) -> None:
+                for u in updaters:
+                    u(data)
+                spool.write(data)
+
+            return emit
+
+        def rewind_spool() -> None:
+            spool.seek(0)
+            spool.truncate()
+
+        _canonicalize(src, spool_emitter, rewind_spool, limits)
         length = spool.tell()
         spool.seek(0)
         digests = {name: h.digest() for name, h in hashers.items()}
@@ -137,3 +206,25 @@ def sign_stream(
             enc.write(chunk)
         enc.write(suffix)
         enc.close()
+
+
+class _Chained(io.RawIOBase):
+    """A non-seekable source whose first bytes were already buffered by a Reader."""
+
+    def __init__(self, r: Reader) -> None:
+        super().__init__()
+        self._r = r
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        return self._r.read(CHUNK if size is None or size < 0 else size)
+
+    def readinto(self, b: Any) -> int:
+        data = self._r.read(len(b))
+        b[: len(data)] = data
+        return len(data)

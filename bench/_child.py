@@ -1,0 +1,87 @@
+"""The mailseal side of the large-message benchmarks, run in a fresh interpreter.
+
+    python -m bench._child baseline
+    python -m bench._child sign IN OUT CERT KEY CHAIN [--opaque]
+    python -m bench._child verify IN ROOT [CONTENT_OUT]
+
+``baseline`` only imports mailseal: its peak RSS is what the others are compared with.
+``sign`` and ``verify`` print one JSON line: the time of the library call alone and the peak
+RSS just before it. The parent measures the whole process (wall time, peak RSS via wait4).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import mailseal
+
+
+def _maxrss_kib() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _sign(args: list[str]) -> dict[str, object]:
+    from pathlib import Path
+
+    from mailseal.cms.signed import PreparedSigner
+
+    src, dst, cert, key, chain = args[:5]
+    opaque = "--opaque" in args[5:]
+    chain_certs = mailseal.load_certificates(Path(chain).read_bytes())
+    ident = mailseal.load_identity(
+        Path(cert).read_bytes(), Path(key).read_bytes(), chain=chain_certs
+    )
+    prepared = PreparedSigner(ident)
+    before = _maxrss_kib()
+    start = time.perf_counter()
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        mailseal.sign_stream(fin, fout, prepared, opaque=opaque)
+    return {"op_seconds": time.perf_counter() - start, "rss_before_op_kib": before}
+
+
+def _verify(args: list[str]) -> dict[str, object]:
+    from pathlib import Path
+
+    src, root = args[:2]
+    out = args[2] if len(args) > 2 else None
+    trust = mailseal.Trust(mailseal.load_certificates(Path(root).read_bytes()))
+    before = _maxrss_kib()
+    start = time.perf_counter()
+    with open(src, "rb") as fin:
+        if out is None:
+            res = mailseal.verify_stream(fin, None, trust=trust)
+        else:
+            with open(out, "wb") as sink:
+                res = mailseal.verify_stream(fin, sink, trust=trust)
+    elapsed = time.perf_counter() - start
+    return {
+        "op_seconds": elapsed,
+        "rss_before_op_kib": before,
+        "status": str(res.status.value),
+        "problems": [p.message for s in res.signers for p in s.problems],
+    }
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "baseline":
+        return 0
+    if cmd == "sign":
+        out = _sign(rest)
+    elif cmd == "verify":
+        out = _verify(rest)
+    else:
+        print(f"unknown command {cmd}", file=sys.stderr)
+        return 2
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,283 @@
+"""``python -m bench``: run the benchmarks, print the table, write bench/results/*.json."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import fnmatch
+import json
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import SCHEMA_VERSION, large, throughput
+from bench.common import MIB, RESULTS, BenchError, Figure, machine_info
+from bench.fixtures import Keys, make_keys
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    workdir: Path
+    keys: Keys
+    seconds: float
+    speed_seconds: int
+    large_size: int
+    big_size: int
+    repeat: int
+    _baseline: tuple[int, float] | None = field(default=None)
+
+    def baseline(self) -> tuple[int, float]:
+        if self._baseline is None:
+            self._baseline = large.baseline()
+        return self._baseline
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    about: str
+    run: Callable[[Context], list[Figure]]
+    default: bool = True
+
+
+def _large(variant: str, big: bool) -> Callable[[Context], list[Figure]]:
+    def run(ctx: Context) -> list[Figure]:
+        size = ctx.big_size if big else ctx.large_size
+        need = int(size * 3.2)
+        if large.free_bytes(ctx.workdir) < need:
+            raise BenchError(f"not enough free space in {ctx.workdir} (need {need >> 20} MiB)")
+        rss, wall = ctx.baseline()
+        name = f"{'big' if big else 'large'}-{variant}"
+        return large.run_variant(
+            name, variant, size, ctx.keys, ctx.workdir, rss, wall, repeat=ctx.repeat
+        )
+
+    return run
+
+
+BENCHES: tuple[Bench, ...] = (
+    Bench(
+        "sign-1k",
+        "1 KiB RSA-2048 sign rate vs openssl speed and pyca PKCS7SignatureBuilder",
+        lambda c: throughput.sign_1k(c.keys, c.seconds, c.speed_seconds),
+    ),
+    Bench(
+        "verify-1k",
+        "1 KiB verify rate (reused Trust, 3-certificate chain) vs openssl cms -verify",
+        lambda c: throughput.verify_1k(c.keys, c.seconds, c.speed_seconds, c.workdir),
+    ),
+    Bench(
+        "large-text", "large text/plain message: sign + verify, wall and RSS", _large("text", False)
+    ),
+    Bench(
+        "large-mixed",
+        "large multipart/mixed message with a base64 attachment: sign + verify",
+        _large("mixed", False),
+    ),
+    Bench("big-text", "as large-text at 1 GiB (only with --big)", _large("text", True), False),
+    Bench("big-mixed", "as large-mixed at 1 GiB (only with --big)", _large("mixed", True), False),
+)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="mailseal benchmarks, each next to its OpenSSL / pyca reference.",
+        epilog="benchmarks: "
+        + "; ".join(f"{b.name} ({b.about})" for b in BENCHES)
+        + ". Details: docs/performance.md",
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: short loops, 8 MiB files")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only these benchmarks (comma-separated, globs allowed, repeatable); "
+        "naming big-* runs it without --big",
+    )
+    p.add_argument("--big", action="store_true", help="also run the large benchmarks at 1 GiB")
+    p.add_argument(
+        "--seconds", type=float, help="duration of each rate loop (default 3, quick 0.5)"
+    )
+    p.add_argument("--large-mib", type=int, help="size of the large messages (default 100)")
+    p.add_argument("--big-mib", type=int, default=1024, help="size with --big (default 1024)")
+    p.add_argument("--repeat", type=int, help="runs per large measurement, best kept (default 1)")
+    p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    return p.parse_args(argv)
+
+
+def _select(args: argparse.Namespace) -> list[Bench]:
+    if not args.only:
+        return [b for b in BENCHES if b.default or (args.big and b.name.startswith("big-"))]
+    patterns = [p.strip() for item in args.only for p in item.split(",") if p.strip()]
+    chosen = [b for b in BENCHES if any(fnmatch.fnmatch(b.name, p) for p in patterns)]
+    unknown = [p for p in patterns if not any(fnmatch.fnmatch(b.name, p) for b in BENCHES)]
+    if unknown:
+        names = ", ".join(b.name for b in BENCHES)
+        raise SystemExit(f"unknown benchmark {', '.join(unknown)}; choose from {names}")
+    return chosen
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit in ("msg/s", "sig/s"):
+        return f"{value:,.0f} {unit}"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
+    return f"{value:g} {unit}"
+
+
+def _ref_unit(f: Figure) -> str:
+    if f.unit == "msg/s" and f.reference and f.reference.startswith("openssl speed"):
+        return "sig/s"
+    return f.unit
+
+
+def render(figures: list[Figure], errors: dict[str, str]) -> str:
+    head = ("benchmark", "mailseal", "reference", "ref. value", "ratio", "target", "")
+    rows: list[tuple[str, ...]] = []
+    notes: dict[int, str] = {}
+    for f in figures:
+        ratio = "—" if f.ratio is None else f"{f.ratio:.2f}×"
+        met = f.met
+        verdict = "" if met is None else ("met" if met else "MISSED")
+        rows.append(
+            (
+                f.label,
+                _fmt(f.value, f.unit),
+                f.reference or "—",
+                _fmt(f.ref_value, _ref_unit(f)),
+                ratio,
+                f.target.describe() if f.target else "(info)",
+                verdict,
+            )
+        )
+        if f.note:
+            notes[len(rows) - 1] = f.note
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    right = {1, 3, 4}
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    out = [line(head), "  ".join("-" * w for w in widths)]
+    last_bench = None
+    for i, (f, r) in enumerate(zip(figures, rows, strict=True)):
+        if last_bench is not None and f.bench != last_bench:
+            out.append("")
+        last_bench = f.bench
+        out.append(line(r))
+        if i in notes:
+            out.append("    ↳ " + notes[i])
+    for name, err in errors.items():
+        out.append(f"{name}: FAILED — {err}")
+    return "\n".join(out)
+
+
+def _save(doc: dict[str, Any], stamp: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    path = RESULTS / f"{stamp}.json"
+    path.write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.list:
+        for b in BENCHES:
+            print(f"{b.name:12} {'' if b.default else '(opt-in) '}{b.about}")
+        return 0
+    selected = _select(args)
+    seconds = args.seconds or (0.5 if args.quick else 3.0)
+    speed_seconds = max(1, round(seconds))
+    large_mib = args.large_mib or (8 if args.quick else 100)
+    started = _dt.datetime.now(_dt.UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    info = machine_info()
+    print(
+        f"mailseal {info['mailseal']} ({info['git_commit']}"
+        f"{', src modified' if info['src_modified'] else ''}) — {started:%Y-%m-%d %H:%M} UTC\n"
+        f"{info['nproc']} CPU × {info['cpu']}; {info['openssl_cli']}; "
+        f"cryptography {info['cryptography']} on {info['cryptography_openssl']}; "
+        f"Python {info['python']}; load {info['loadavg_at_start'][0]:.2f}",
+        flush=True,
+    )
+    figures: list[Figure] = []
+    errors: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mailseal-bench-") as tmp:
+        workdir = Path(tmp)
+        ctx = Context(
+            args=args,
+            workdir=workdir,
+            keys=make_keys(workdir),
+            seconds=seconds,
+            speed_seconds=speed_seconds,
+            large_size=large_mib * MIB,
+            big_size=args.big_mib * MIB,
+            repeat=args.repeat or 1,
+        )
+        for b in selected:
+            print(f"… {b.name}", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            try:
+                figures += b.run(ctx)
+            except BenchError as exc:
+                errors[b.name] = str(exc)
+            except Exception as exc:  # report, keep the other benchmarks' figures
+                errors[b.name] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            timings[b.name] = time.perf_counter() - start
+    total = time.perf_counter() - t0
+    print()
+    print(render(figures, errors))
+    missed = [f for f in figures if f.met is False]
+    print(
+        f"\n{len(figures)} figures, {sum(f.met is True for f in figures)} targets met, "
+        f"{len(missed)} missed; {total:.0f} s"
+    )
+    if not args.no_save:
+        doc = {
+            "schema": SCHEMA_VERSION,
+            "started": started.isoformat(),
+            "seconds_total": total,
+            "argv": sys.argv[1:] if argv is None else argv,
+            "settings": {
+                "quick": args.quick,
+                "rate_seconds": seconds,
+                "openssl_speed_seconds": speed_seconds,
+                "large_mib": large_mib,
+                "big_mib": args.big_mib
+                if any(b.name.startswith("big") for b in selected)
+                else None,
+                "repeat": ctx.repeat,
+                "benchmarks": [b.name for b in selected],
+            },
+            "machine": info,
+            "bench_seconds": timings,
+            "figures": [f.as_json() for f in figures],
+            "errors": errors,
+        }
+        path = _save(doc, stamp)
+        print(f"wrote {path.relative_to(RESULTS.parents[1])} and bench/results/latest.json")
+    return 1 if errors else 0

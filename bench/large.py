@@ -1,0 +1,231 @@
+"""Large messages, one fresh process per operation: wall time and peak RSS against OpenSSL.
+
+For each input (text/plain 7bit prose, or multipart/mixed with a base64 attachment) and each
+form (detached multipart/signed, opaque pkcs7-mime):
+
+* sign — ``python -m bench._child sign`` (mailseal.sign_stream file to file) against
+  ``openssl cms -sign -binary -stream [-nodetach] -in F -signer C -inkey K -certfile CHAIN``;
+* verify — ``python -m bench._child verify`` (mailseal.verify_stream, content to /dev/null)
+  against ``openssl cms -verify -binary -in O -CAfile ROOT -out /dev/null``, both on the
+  message mailseal signed (full chain validation on both sides, default purpose
+  smimesign for OpenSSL: no ``-noverify``, no ``-purpose any``).
+
+Wall time is the whole process, fork to exit, for both sides (so mailseal's includes starting
+Python and importing mailseal; the time of the library call alone is kept in the details).
+Peak RSS comes from ``os.wait4`` per child; mailseal's is reported over the peak RSS of an
+interpreter that only imported mailseal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.common import (
+    MIB,
+    OPENSSL,
+    ROOT,
+    BenchError,
+    Figure,
+    ProcResult,
+    Target,
+    python_child,
+    run_measured,
+)
+from bench.fixtures import Keys, write_large_mixed, write_large_text
+
+VARIANTS: dict[str, tuple[str, Callable[[Path, int], int]]] = {
+    "text": ("text/plain 7bit", write_large_text),
+    "mixed": ("multipart/mixed + base64 attachment", write_large_mixed),
+}
+RSS_TARGET_MIB = 64
+
+
+def _size_label(size: int) -> str:
+    if size >= 1 << 30 and size % (1 << 30) == 0:
+        return f"{size >> 30} GiB"
+    return f"{size / MIB:g} MiB"
+
+
+def baseline(repeat: int = 3) -> tuple[int, float]:
+    """(peak RSS KiB, wall s) of an interpreter that only imports mailseal (best of ``repeat``)."""
+    runs = [run_measured(python_child("baseline"), cwd=_cwd()) for _ in range(repeat)]
+    return min(r.maxrss_kib for r in runs), min(r.wall for r in runs)
+
+
+def _cwd() -> Path:
+    return ROOT
+
+
+def _child_json(res: ProcResult) -> dict[str, object]:
+    lines = res.stdout.decode().strip().splitlines()
+    if not lines:
+        raise BenchError("the mailseal child printed nothing")
+    out: dict[str, object] = json.loads(lines[-1])
+    return out
+
+
+def _best(runs: list[ProcResult]) -> ProcResult:
+    return min(runs, key=lambda r: r.wall)
+
+
+def run_variant(
+    name: str,
+    variant: str,
+    size: int,
+    keys: Keys,
+    workdir: Path,
+    base_rss_kib: int,
+    base_wall: float,
+    *,
+    repeat: int = 1,
+) -> list[Figure]:
+    what, writer = VARIANTS[variant]
+    src = workdir / f"{name}-{variant}.eml"
+    actual = writer(src, size)
+    label = f"{_size_label(size)} {variant}"
+    figures: list[Figure] = []
+    try:
+        for opaque in (False, True):
+            figures += _one_form(
+                name, label, what, src, actual, opaque, keys, workdir, base_rss_kib, base_wall,
+                repeat,
+            )  # fmt: skip
+    finally:
+        src.unlink(missing_ok=True)
+    return figures
+
+
+def _one_form(
+    name: str,
+    label: str,
+    what: str,
+    src: Path,
+    actual: int,
+    opaque: bool,
+    keys: Keys,
+    workdir: Path,
+    base_rss_kib: int,
+    base_wall: float,
+    repeat: int,
+) -> list[Figure]:
+    form = "opaque" if opaque else "detached"
+    ms_out = workdir / f"{src.stem}-{form}.mailseal"
+    ossl_out = workdir / f"{src.stem}-{form}.openssl"
+    ossl_sign_argv = [
+        OPENSSL, "cms", "-sign", "-binary", "-stream", "-in", str(src),
+        "-signer", str(keys.cert_pem), "-inkey", str(keys.key_pem),
+        "-certfile", str(keys.chain_pem), "-out", str(ossl_out),
+    ]  # fmt: skip
+    if opaque:
+        ossl_sign_argv.append("-nodetach")
+    ms_sign_argv = python_child(
+        "sign", str(src), str(ms_out), str(keys.cert_pem), str(keys.key_pem), str(keys.chain_pem)
+    )
+    if opaque:
+        ms_sign_argv.append("--opaque")
+    ossl_verify_argv = [
+        OPENSSL, "cms", "-verify", "-binary", "-in", str(ms_out),
+        "-CAfile", str(keys.root_pem), "-out", "/dev/null",
+    ]  # fmt: skip
+    ms_verify_argv = python_child("verify", str(ms_out), str(keys.root_pem), "/dev/null")
+
+    cwd = _cwd()
+    o_sign: list[ProcResult] = []
+    m_sign: list[ProcResult] = []
+    for _ in range(repeat):
+        o_sign.append(run_measured(ossl_sign_argv))
+        ossl_out.unlink(missing_ok=True)
+        m_sign.append(run_measured(ms_sign_argv, cwd=cwd))
+    signed_size = ms_out.stat().st_size
+    o_ver: list[ProcResult] = []
+    m_ver: list[ProcResult] = []
+    try:
+        for _ in range(repeat):
+            o_ver.append(run_measured(ossl_verify_argv))
+            m_ver.append(run_measured(ms_verify_argv, cwd=cwd))
+    finally:
+        ms_out.unlink(missing_ok=True)
+    ms, os_, mv, ov = _best(m_sign), _best(o_sign), _best(m_ver), _best(o_ver)
+    ms_info = _child_json(ms)
+    mv_info = _child_json(mv)
+    if mv_info.get("status") != "valid":
+        raise BenchError(
+            f"mailseal did not find its {label} {form} signature valid: {mv_info.get('status')} "
+            f"{mv_info.get('problems')}"
+        )
+    mib = actual / MIB
+
+    def detail(m: ProcResult, o: ProcResult, info: dict[str, object]) -> dict[str, object]:
+        op = float(info["op_seconds"])  # type: ignore[arg-type]
+        return {
+            "input_bytes": actual,
+            "signed_bytes": signed_size,
+            "mailseal_wall_s": m.wall,
+            "mailseal_op_s": op,
+            "mailseal_op_mib_per_s": mib / op if op else None,
+            "mailseal_maxrss_kib": m.maxrss_kib,
+            "mailseal_rss_before_op_kib": info.get("rss_before_op_kib"),
+            "baseline_maxrss_kib": base_rss_kib,
+            "baseline_wall_s": base_wall,
+            "openssl_wall_s": o.wall,
+            "openssl_maxrss_kib": o.maxrss_kib,
+            "repeat": repeat,
+        }
+
+    s_detail = detail(ms, os_, ms_info)
+    v_detail = detail(mv, ov, mv_info)
+    s_op = float(ms_info["op_seconds"])  # type: ignore[arg-type]
+    v_op = float(mv_info["op_seconds"])  # type: ignore[arg-type]
+    rss_target = Target("value", "<=", RSS_TARGET_MIB, "MiB")
+    return [
+        Figure(
+            name,
+            f"sign {label} {form}: wall",
+            ms.wall,
+            "s",
+            "openssl cms -sign -binary -stream" + (" -nodetach" if opaque else ""),
+            os_.wall,
+            Target("ratio", "<=", 1.0),
+            note=f"call alone {s_op:.2f} s ({mib / s_op:.0f} MiB/s); {what}",
+            detail=s_detail,
+        ),
+        Figure(
+            name,
+            f"sign {label} {form}: peak RSS over baseline",
+            (ms.maxrss_kib - base_rss_kib) / 1024,
+            "MiB",
+            "openssl cms -sign peak RSS",
+            os_.maxrss_kib / 1024,
+            rss_target,
+            detail=s_detail,
+        ),
+        Figure(
+            name,
+            f"verify {label} {form}: wall",
+            mv.wall,
+            "s",
+            "openssl cms -verify -binary",
+            ov.wall,
+            Target("ratio", "<=", 1.0),
+            note=f"call alone {v_op:.2f} s ({mib / v_op:.0f} MiB/s)",
+            detail=v_detail,
+        ),
+        Figure(
+            name,
+            f"verify {label} {form}: peak RSS over baseline",
+            (mv.maxrss_kib - base_rss_kib) / 1024,
+            "MiB",
+            "openssl cms -verify peak RSS",
+            ov.maxrss_kib / 1024,
+            rss_target,
+            detail=v_detail,
+        ),
+    ]
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
