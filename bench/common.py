@@ -148,17 +148,37 @@ class ProcResult:
     returncode: int
 
 
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
 def run_measured(argv: Sequence[str], *, cwd: Path | None = None, check: bool = True) -> ProcResult:
-    """Run ``argv`` and return its wall time and its own peak RSS (``os.wait4`` rusage)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``argv`` and return its wall time and its own peak RSS.
+
+    Linux carries a process's peak RSS across exec, and a child spawned from this (large)
+    interpreter starts with the parent's: its ``ru_maxrss`` would never be smaller than ours.
+    So the command runs under ``/usr/bin/time``, a small process, and its figure is read
+    from there; without it, ``os.wait4`` gives an upper bound that includes our own size.
+    """
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r") as tm,
+    ):
+        full = [TIME, "-f", "%M", "-o", tm.name, *argv] if TIME else list(argv)
         start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, cwd=cwd)
+        proc = subprocess.Popen(full, stdout=out, stderr=err, cwd=cwd)
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        res = ProcResult(wall, int(usage.ru_maxrss), out.read(), err.read(), proc.returncode)
+        maxrss = int(usage.ru_maxrss)
+        if TIME:
+            lines = [ln for ln in tm.read().splitlines() if ln.strip()]
+            # on failure GNU time writes "Command exited with non-zero status N" first
+            if lines and lines[-1].strip().isdigit():
+                maxrss = int(lines[-1])
+        res = ProcResult(wall, maxrss, out.read(), err.read(), proc.returncode)
     if check and res.returncode != 0:
         raise BenchError(
             f"{' '.join(argv[:4])} … exited with {res.returncode}: "

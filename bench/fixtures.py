@@ -181,7 +181,10 @@ def write_large_text(path: Path, size: int, *, block: int = 4 << 20) -> int:
         while written < size:
             b = blocks[k % len(blocks)]
             if written + len(b) > size:
-                b = b[: max(b.rfind(b"\r\n", 0, size - written) + 2, 2)]
+                cut = b.rfind(b"\r\n", 0, size - written - 1)
+                if cut < 0:
+                    break
+                b = b[: cut + 2]
             f.write(b)
             written += len(b)
             k += 1

@@ -220,14 +220,7 @@ def test_mailseal_encryption_key_preference_verified_by_openssl(
 def test_mailseal_full_message_keeps_outer_headers(
     mailseal: Any, openssl: Any, smime: Any, alice: Any, trust_pem: Path
 ) -> None:
-    mail = (
-        b"From: Alice <alice@example.org>\r\n"
-        b"To: Bob <bob@example.org>\r\n"
-        b"Subject: interop test\r\n"
-        b"Date: Mon, 24 Nov 2025 08:00:00 +0000\r\n"
-        b"Message-ID: <interop-1@example.org>\r\n"
-        b"MIME-Version: 1.0\r\n" + MSG
-    )
+    mail = smime.MAIL  # From/To/Subject/Date/Message-ID/MIME-Version + the MSG entity
     signed = mailseal.sign(alice, mail)
     head = smime.headers(signed)
     assert head["From"] == "Alice <alice@example.org>"
