@@ -61,7 +61,7 @@ def null() -> bytes:
 
 
 def integer(value: int) -> bytes:
-    length = (value.bit_length() + 8) // 8
+    length = ((value if value >= 0 else ~value).bit_length() + 8) // 8
     return tlv(0x02, value.to_bytes(length, "big", signed=True))
 
 
