@@ -17,7 +17,7 @@ from mailseal.cms.inspect import (
     find_signer_certificate,
 )
 from mailseal.cms.signed import PreparedSigner, SignerOptions
-from mailseal.errors import NotSMIME, UsageError
+from mailseal.errors import UsageError
 from mailseal.keys.base import HashName
 from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
@@ -217,12 +217,7 @@ def verify_stream(
     :class:`~mailseal.errors.MailsealError` only when the input cannot be evaluated.
     """
     t = _trust_from(trust)
-    try:
-        msg = read_signed(source, content_sink, limits=limits)
-    except NotSMIME as exc:
-        if "not signed" not in str(exc):
-            raise
-        return VerifyResult(Status.UNSIGNED, "none", (), None, (), (), (str(exc),))
+    msg = read_signed(source, content_sink, limits=limits)
     verdicts = tuple(_judge(si, msg, t, certificates) for si in msg.signed_data.signer_infos)
     notes = list(msg.notes)
     if not verdicts:
@@ -253,8 +248,6 @@ def verify(
     result = verify_stream(
         io.BytesIO(message), sink, trust=trust, certificates=certificates, limits=limits
     )
-    if result.form == "none":
-        return result
     return VerifyResult(
         status=result.status,
         form=result.form,
