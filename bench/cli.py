@@ -6,6 +6,7 @@ import argparse
 import datetime as _dt
 import fnmatch
 import json
+import os
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ class Context:
     speed_seconds: int
     large_size: int
     big_size: int
-    repeat: int
+    repeat: int | None
     _baseline: tuple[int, float] | None = field(default=None)
 
     def baseline(self) -> tuple[int, float]:
@@ -54,14 +55,23 @@ def _large(variant: str, big: bool) -> Callable[[Context], list[Figure]]:
             raise BenchError(f"not enough free space in {ctx.workdir} (need {need >> 20} MiB)")
         rss, wall = ctx.baseline()
         name = f"{'big' if big else 'large'}-{variant}"
+        repeat = ctx.repeat if ctx.repeat is not None else (1 if big or ctx.args.quick else 3)
         return large.run_variant(
-            name, variant, size, ctx.keys, ctx.workdir, rss, wall, repeat=ctx.repeat
+            name, variant, size, ctx.keys, ctx.workdir, rss, wall, repeat=repeat
         )
 
     return run
 
 
+def _startup(ctx: Context) -> list[Figure]:
+    rss, wall = ctx.baseline()
+    return [large.startup_figure(rss, wall)]
+
+
 BENCHES: tuple[Bench, ...] = (
+    Bench(
+        "startup", "a fresh interpreter importing mailseal vs a fresh `openssl version`", _startup
+    ),
     Bench(
         "sign-1k",
         "1 KiB RSA-2048 sign rate vs openssl speed and pyca PKCS7SignatureBuilder",
@@ -107,7 +117,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--large-mib", type=int, help="size of the large messages (default 100)")
     p.add_argument("--big-mib", type=int, default=1024, help="size with --big (default 1024)")
-    p.add_argument("--repeat", type=int, help="runs per large measurement, best kept (default 1)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        help="runs per large measurement, fastest kept (default 3; 1 with --quick and for big-*)",
+    )
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return p.parse_args(argv)
@@ -134,7 +148,7 @@ def _fmt(value: float | None, unit: str) -> str:
     if unit in ("msg/s", "sig/s"):
         return f"{value:,.0f} {unit}"
     if unit == "s":
-        return f"{value:.2f} s"
+        return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.2f} s"
     if unit == "MiB":
         return f"{value:.1f} MiB"
     return f"{value:g} {unit}"
@@ -151,7 +165,8 @@ def render(figures: list[Figure], errors: dict[str, str]) -> str:
     rows: list[tuple[str, ...]] = []
     notes: dict[int, str] = {}
     for f in figures:
-        ratio = "—" if f.ratio is None else f"{f.ratio:.2f}×"
+        r = f.ratio
+        ratio = "—" if r is None else (f"{r:.3f}×" if r < 10 else f"{r:.1f}×")
         met = f.met
         verdict = "" if met is None else ("met" if met else "MISSED")
         rows.append(
@@ -177,7 +192,7 @@ def render(figures: list[Figure], errors: dict[str, str]) -> str:
         ]
         return "  ".join(cells).rstrip()
 
-    out = [line(head), "  ".join("-" * w for w in widths)]
+    out = [line(head), "  ".join("-" * w for w in widths).rstrip()]
     last_bench = None
     for i, (f, r) in enumerate(zip(figures, rows, strict=True)):
         if last_bench is not None and f.bench != last_bench:
@@ -235,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             speed_seconds=speed_seconds,
             large_size=large_mib * MIB,
             big_size=args.big_mib * MIB,
-            repeat=args.repeat or 1,
+            repeat=args.repeat,
         )
         for b in selected:
             print(f"… {b.name}", file=sys.stderr, flush=True)
@@ -249,12 +264,14 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
             timings[b.name] = time.perf_counter() - start
     total = time.perf_counter() - t0
+    info["loadavg_at_end"] = list(os.getloadavg())
     print()
     print(render(figures, errors))
     missed = [f for f in figures if f.met is False]
     print(
         f"\n{len(figures)} figures, {sum(f.met is True for f in figures)} targets met, "
-        f"{len(missed)} missed; {total:.0f} s"
+        f"{len(missed)} missed; {total:.0f} s; load average {info['loadavg_at_start'][0]:.2f} "
+        f"at start, {info['loadavg_at_end'][0]:.2f} at end (the run itself adds about 1)"
     )
     if not args.no_save:
         doc = {
@@ -270,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 "big_mib": args.big_mib
                 if any(b.name.startswith("big") for b in selected)
                 else None,
-                "repeat": ctx.repeat,
+                "repeat": ctx.repeat or "default (large 3, quick 1, big 1)",
                 "benchmarks": [b.name for b in selected],
             },
             "machine": info,

@@ -52,9 +52,26 @@ def _size_label(size: int) -> str:
 
 
 def baseline(repeat: int = 3) -> tuple[int, float]:
-    """(peak RSS KiB, wall s) of an interpreter that only imports mailseal (best of ``repeat``)."""
+    """(peak RSS KiB, wall s) of an interpreter that only imports mailseal (lowest of
+    ``repeat``: the baseline is subtracted, so the lowest is the conservative choice)."""
     runs = [run_measured(python_child("baseline"), cwd=_cwd()) for _ in range(repeat)]
     return min(r.maxrss_kib for r in runs), min(r.wall for r in runs)
+
+
+def startup_figure(base_rss_kib: int, base_wall: float) -> Figure:
+    """What every process-level figure below carries: starting Python and importing mailseal."""
+    ref = min((run_measured([OPENSSL, "version"]) for _ in range(3)), key=lambda r: r.wall)
+    return Figure(
+        "startup",
+        "start-up: python + import mailseal",
+        base_wall,
+        "s",
+        "openssl version",
+        ref.wall,
+        note=f"informative; peak RSS {base_rss_kib / 1024:.1f} MiB (the baseline for the RSS "
+        f"figures) vs {ref.maxrss_kib / 1024:.1f} MiB",
+        detail={"baseline_maxrss_kib": base_rss_kib, "openssl_maxrss_kib": ref.maxrss_kib},
+    )
 
 
 def _cwd() -> Path:
@@ -70,7 +87,15 @@ def _child_json(res: ProcResult) -> dict[str, object]:
 
 
 def _best(runs: list[ProcResult]) -> ProcResult:
-    return min(runs, key=lambda r: r.wall)
+    """The fastest run's wall time with the highest peak RSS of all runs."""
+    fastest = min(runs, key=lambda r: r.wall)
+    return ProcResult(
+        fastest.wall,
+        max(r.maxrss_kib for r in runs),
+        fastest.stdout,
+        fastest.stderr,
+        fastest.returncode,
+    )
 
 
 def run_variant(

@@ -24,7 +24,14 @@ from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime.sign import sign_stream as _sign_stream
 from mailseal.mime.verify import SignedMessage, read_signed
 from mailseal.validation.trust import Trust, certificate_addresses, match_address
-from mailseal.validation.verdict import Problem, SignerVerdict, Status, VerifyResult, worst
+from mailseal.validation.verdict import (
+    Problem,
+    SignerVerdict,
+    Status,
+    VerifyResult,
+    name_of,
+    worst,
+)
 
 __all__ = ["sign", "sign_stream", "verify", "verify_stream"]
 
@@ -113,7 +120,7 @@ def _describe_pref(pref: SignerId | None, pool: Sequence[x509.Certificate]) -> s
     for cert in pool:
         if pref.matches(cert):
             addrs = certificate_addresses(cert)
-            return f"{pref.describe()} ({addrs[0] if addrs else cert.subject.rfc4514_string()})"
+            return f"{pref.describe()} ({addrs[0] if addrs else name_of(cert)})"
     return pref.describe()
 
 

@@ -15,20 +15,24 @@ from mailseal.errors import NotSMIME
 from mailseal.mime import headers as H
 from mailseal.mime.verify import read_signed
 from mailseal.validation.trust import certificate_addresses
+from mailseal.validation.verdict import issuer_of, name_of
 
 _SIG = {"rsa-pkcs1": "RSASSA-PKCS1-v1_5", "rsa-pss": "RSASSA-PSS", "ecdsa": "ECDSA"}
 
 
 def _cert(c: x509.Certificate) -> dict[str, Any]:
-    pub = c.public_key()
+    try:
+        pub: object = c.public_key()
+    except Exception:  # an unknown or malformed key
+        pub = None
     size = getattr(pub, "key_size", None)
     return {
-        "subject": c.subject.rfc4514_string(),
-        "issuer": c.issuer.rfc4514_string(),
+        "subject": name_of(c),
+        "issuer": issuer_of(c),
         "serial": format(c.serial_number, "x"),
         "not_before": c.not_valid_before_utc.isoformat(),
         "not_after": c.not_valid_after_utc.isoformat(),
-        "key": f"{type(pub).__name__.replace('PublicKey', '').lstrip('_')}"
+        "key": (f"{type(pub).__name__.replace('PublicKey', '').lstrip('_')}" if pub else "unknown")
         + (f" {size}" if size else ""),
         "addresses": list(certificate_addresses(c)),
         "sha256": c.fingerprint(hashes.SHA256()).hex(),

@@ -225,8 +225,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("mailseal: aborted", err=True)
         sys.exit(EXIT_UNUSABLE)
+    except click.UsageError as exc:
+        where = f"mailseal {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mailseal"
+        click.echo(f"mailseal: error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(EXIT_UNUSABLE)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"mailseal: error: {exc.format_message()}", err=True)
         sys.exit(EXIT_UNUSABLE)
     except MailsealError as exc:
         click.echo(f"mailseal: error: {exc}", err=True)

@@ -50,7 +50,7 @@ def load_certificate(der_bytes: bytes) -> x509.Certificate:
         return cert
     try:
         cert = x509.load_der_x509_certificate(der_bytes)
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, x509.InvalidVersion, ...
         raise MalformedCMS(f"a certificate in the message is malformed ({exc})") from None
     _CERT_CACHE[der_bytes] = cert
     if len(_CERT_CACHE) > _CERT_CACHE_MAX:
@@ -72,13 +72,15 @@ class SignerId:
         return f"issuer+serial {self.serial:x}" if self.serial is not None else "unknown"
 
     def matches(self, cert: x509.Certificate) -> bool:
-        if self.ski is not None:
-            try:
+        try:
+            if self.ski is not None:
                 ext = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-            except (x509.ExtensionNotFound, ValueError):
-                return False
-            return ext.value.digest == self.ski
-        return cert.serial_number == self.serial and cert.issuer.public_bytes() == self.issuer_der
+                return bool(ext.value.digest == self.ski)
+            return (
+                cert.serial_number == self.serial and cert.issuer.public_bytes() == self.issuer_der
+            )
+        except Exception:  # no SKI, or a certificate whose fields cannot be decoded
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +316,7 @@ def _verify_raw(
     """None when the signature verifies, else the reason."""
     try:
         pub = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except Exception as exc:  # ValueError, UnsupportedAlgorithm, ...
         return f"the signer's public key cannot be used ({exc})"
     h = _HASH_CLASSES.get(hash_name or "")
     try:

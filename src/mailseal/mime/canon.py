@@ -66,7 +66,17 @@ def _reader_chunks(r: Reader) -> Iterator[bytes]:
 class _Scan:
     """Tracks whether body bytes are safe to send as 7bit."""
 
-    __slots__ = ("cur", "has_8bit", "has_nul", "maxline", "utf8", "utf8_ok")
+    __slots__ = (
+        "cr",
+        "cur",
+        "from_line",
+        "has_8bit",
+        "has_nul",
+        "maxline",
+        "tail",
+        "utf8",
+        "utf8_ok",
+    )
 
     def __init__(self) -> None:
         self.has_8bit = False
@@ -75,6 +85,9 @@ class _Scan:
         self.cur = 0
         self.utf8 = codecs.getincrementaldecoder("utf-8")()
         self.utf8_ok = True
+        self.from_line = False
+        self.tail = b"\n"  # the body starts at a line start
+        self.cr = False
 
     def feed(self, chunk: bytes) -> None:
         if not chunk.isascii():
@@ -86,18 +99,75 @@ class _Scan:
                     self.utf8_ok = False
         if b"\x00" in chunk:
             self.has_nul = True
+        if not self.from_line and _has_from_line(self.tail, chunk):
+            self.from_line = True
+        self.tail = chunk[-5:] if len(chunk) >= 5 else (self.tail + chunk)[-5:]
         parts = chunk.split(b"\n")
         if len(parts) == 1:
             self.cur += len(chunk)
         else:
-            longest = max(self.cur + len(parts[0]), max(map(len, parts[1:-1]), default=0))
+            first = parts[0]
+            longest = self.cur + len(first) - (first.endswith(b"\r") or (not first and self.cr))
+            inner = parts[1:-1]
+            if max(map(len, inner), default=0) > _MAX_LINE:
+                # lengths without the CR of a CRLF line end, for the few long candidates
+                longest = max(
+                    longest,
+                    *(len(p) - p.endswith(b"\r") for p in inner if len(p) > _MAX_LINE),
+                )
             self.maxline = max(self.maxline, longest)
             self.cur = len(parts[-1])
-        self.maxline = max(self.maxline, self.cur)
+        self.cr = chunk.endswith(b"\r")
+        self.maxline = max(self.maxline, self.cur - 1 if self.cr else self.cur)
 
     @property
     def clean(self) -> bool:
-        return not self.has_8bit and not self.has_nul and self.maxline <= _MAX_LINE + 1
+        # maxline counts a CR before the LF: a 998-octet CRLF line is re-encoded needlessly,
+        # which is harmless; an LF-only line of 999 octets is not let through
+        return (
+            not self.has_8bit
+            and not self.has_nul
+            and not self.from_line
+            and self.maxline <= _MAX_LINE
+        )
+
+
+_WINDOW = (_MAX_LINE + 1) // 2  # every line of 999+ octets covers an aligned window this long
+
+
+def _check_lines(data: bytes, cur: int) -> int:
+    """Raise NeedsSafePass if CRLF text ``data`` has a line over 998 octets; ``cur`` is the
+    length of the line continued from before. Returns the length of the line left open."""
+    limit = _MAX_LINE + 1  # segment lengths below include the CR
+    first = data.find(b"\n")
+    if first < 0:
+        cur += len(data)
+        if cur > limit:
+            raise NeedsSafePass
+        return cur
+    if cur + first > limit:
+        raise NeedsSafePass
+    last = data.rfind(b"\n")
+    find = data.find
+    p = first + 1
+    while p + _WINDOW <= last:
+        if find(b"\n", p, p + _WINDOW) < 0:
+            start = data.rfind(b"\n", 0, p) + 1
+            end = find(b"\n", p)
+            if end - start > limit:
+                raise NeedsSafePass
+            p = end + 1
+            continue
+        p += _WINDOW
+    rest = len(data) - last - 1
+    if rest > limit:
+        raise NeedsSafePass
+    return rest
+
+
+def _has_from_line(tail: bytes, chunk: bytes) -> bool:
+    """Does a line start with "From " (mbox tools rewrite those lines, RFC 4155)?"""
+    return b"\nFrom " in chunk or b"\nFrom " in tail + chunk[:5]
 
 
 class _B64Encoder:
@@ -137,16 +207,24 @@ class _QPEncoder:
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
         self.carry = b""
-        self.at_start = True
+        self.at_start = True  # the next output begins a line
 
     def _encode(self, text: bytes) -> None:
-        # text: complete lines, LF-terminated (CR before LF removed)
-        out = binascii.b2a_qp(text, quotetabs=False, istext=True, header=False)
+        # text: complete lines, LF-terminated (CR before LF removed); a bare CR left here must
+        # be encoded, and b2a_qp would take a CR LF pair for a line break, so go line by line
+        if b"\r" in text:
+            lines = text.split(b"\n")
+            out = b"\n".join(
+                binascii.b2a_qp(line, quotetabs=False, istext=False, header=False) for line in lines
+            )
+        else:
+            out = binascii.b2a_qp(text, quotetabs=False, istext=True, header=False)
         out = out.replace(b"\n", b"\r\n")
         if self.at_start and out.startswith(b"From "):
             out = b"=46rom " + out[5:]
         out = out.replace(b"\r\nFrom ", b"\r\n=46rom ")
-        self.at_start = False
+        if out:
+            self.at_start = out.endswith(b"\n")
         self.emit(out)
 
     def write(self, data: bytes) -> None:
@@ -249,22 +327,11 @@ class Canonicalizer:
             cte = H.transfer_encoding(fields)
             self._headers(fields, replace_cte="7bit" if cte in ("8bit", "binary") else None)
             self.emit(b"\r\n")
-            inner, sep = read_header_block(r, self.limits)
-            for f in inner:
-                self.emit(f.canonical())
-            if sep is not None or inner:
-                self.emit(b"\r\n")
-            self._embedded_body(r, inner, depth)
+            inner, _sep = read_header_block(r, self.limits)
+            # the embedded message's own header block, with its transfer encoding updated
+            self._headers_and_body(r, inner, depth + 1)
         else:
             self._leaf(r, fields, ct)
-
-    def _embedded_body(self, r: Reader, inner: list[HeaderField], depth: int) -> None:
-        """The body of an embedded message, canonicalised as its own entity."""
-        ct = H.content_type(inner)
-        if ct.maintype == "multipart":
-            self._multipart_body(r, ct, depth + 1)
-        else:
-            self._leaf_body(r, inner, ct, write_headers=False)
 
     def _headers(self, fields: list[HeaderField], replace_cte: str | None) -> None:
         wrote_cte = False
@@ -377,30 +444,22 @@ class Canonicalizer:
         """Pass a body through with CRLF line ends, or raise NeedsSafePass."""
         emit = self.emit
         carry = b""
-        cur = 0
+        cur = 0  # length of the line still open at the end of the previous chunk
+        tail = b"\n"
         while True:
             chunk = r.read()
             if not chunk:
                 break
-            if not chunk.isascii() or b"\x00" in chunk:
+            if not chunk.isascii() or b"\x00" in chunk or _has_from_line(tail, chunk):
                 raise NeedsSafePass
             data = carry + chunk if carry else chunk
             carry = b""
             if data.endswith(b"\r"):
                 carry, data = b"\r", data[:-1]
-            lines = data.split(b"\r\n")
-            if data.count(b"\n") != len(lines) - 1:
+            if data.count(b"\n") != data.count(b"\r\n"):
                 data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-                lines = data.split(b"\r\n")
-            if len(lines) == 1:
-                cur += len(data)
-            else:
-                longest = max(cur + len(lines[0]), max(map(len, lines[1:-1]), default=0))
-                if longest > _MAX_LINE:
-                    raise NeedsSafePass
-                cur = len(lines[-1])
-            if cur > _MAX_LINE:
-                raise NeedsSafePass
+            cur = _check_lines(data, cur)
+            tail = chunk[-5:] if len(chunk) >= 5 else (tail + chunk)[-5:]
             emit(data)
         if carry:
             emit(carry)

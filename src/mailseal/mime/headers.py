@@ -51,22 +51,31 @@ def content_type(fields: Sequence[HeaderField], default: str = "text/plain") -> 
     if f is None:
         mt, _, st = default.partition("/")
         return ContentType(mt, st, {}, False)
-    fast = _fast_content_type(f.value())
+    value = f.value()
+    fast = _fast_content_type(value)
     if fast is not None:
         return fast
-    msg = email.message.Message(policy=email.policy.compat32)
-    msg["Content-Type"] = f.value()
-    ctype = msg.get_content_type()
-    raw = f.value().split(";", 1)[0].strip().lower()
-    if "/" not in raw:
-        # compat32 falls back to text/plain for invalid values
-        ctype = default
-    params: dict[str, str] = {}
-    for item in msg.get_params(failobj=[])[1:]:
-        key, val = item
-        key = key.lower()
-        if key not in params:
-            params[key] = email.utils.collapse_rfc2231_value(val) if isinstance(val, tuple) else val
+    # anything unusual (RFC 2231 parameters, comments, odd quoting) goes to the email package;
+    # bytes that are not ASCII cannot be part of a valid Content-Type and are replaced first
+    value = value.encode("ascii", "replace").decode("ascii")
+    try:
+        msg = email.message.Message(policy=email.policy.compat32)
+        msg["Content-Type"] = value
+        ctype = msg.get_content_type()
+        raw = value.split(";", 1)[0].strip().lower()
+        if "/" not in raw:
+            # compat32 falls back to text/plain for invalid values
+            ctype = default
+        params: dict[str, str] = {}
+        for item in msg.get_params(failobj=[])[1:]:
+            key, val = item
+            key = key.lower()
+            if key not in params:
+                params[key] = (
+                    email.utils.collapse_rfc2231_value(val) if isinstance(val, tuple) else val
+                )
+    except Exception as exc:  # the email package's own parse failures
+        raise MalformedMessage(f"the Content-Type header cannot be parsed ({exc})") from None
     mt, _, st = ctype.partition("/")
     return ContentType(mt, st, params, True)
 
@@ -104,9 +113,24 @@ def transfer_encoding(fields: Sequence[HeaderField]) -> str:
     return f.value().strip().strip('"').lower() or "7bit"
 
 
+_ADDR_SPEC = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
+# "Name <a@b>" with a plain display name, or a bare a@b
+_SIMPLE_ADDRESS = re.compile(
+    r'\s*(?:[^<>()"@,;:\\]*<([^\s<>()@,;:"\\]+@[^\s<>()@,;:"\\]+)>|([^\s<>()@,;:"\\]+@[^\s<>()@,;:"\\]+))\s*'
+)
+
+
 def addresses(fields: Sequence[HeaderField], name: str) -> tuple[str, ...]:
     """The mail addresses in every ``name`` header field."""
     values = [f.value() for f in fields if f.lname == name.lower()]
     if not values:
         return ()
-    return tuple(addr for _, addr in email.utils.getaddresses(values) if "@" in addr)
+    simple = [_SIMPLE_ADDRESS.fullmatch(v) for v in values]
+    if all(simple):
+        return tuple(m.group(1) or m.group(2) for m in simple if m)
+    try:
+        found = email.utils.getaddresses(values)
+    except (RecursionError, Exception):
+        # deeply nested comments or groups: fall back to picking out addr-specs
+        return tuple(dict.fromkeys(_ADDR_SPEC.findall(" ".join(values))))
+    return tuple(addr for _, addr in found if "@" in addr)

@@ -104,6 +104,8 @@ class PartReader:
         -1 when more data is needed to decide; None when it is not a delimiter."""
         k = j + len(self._delim)
         tail = buf[k : k + 2]
+        if tail == b"-":
+            return -1  # "--boundary-" at the end of the data read so far: wait for more
         closing = tail == b"--"
         if closing:
             k += 2

@@ -174,6 +174,27 @@ def _ensure_seekable(source: BinaryIO) -> BinaryIO:
     return spool  # type: ignore[return-value]
 
 
+_CMS_TYPE_PREFIXES = (
+    bytes.fromhex("06092a864886f70d0107"),  # id-data, id-signedData, ... (RFC 5652)
+    bytes.fromhex("060b2a864886f70d0109100109"),  # id-ct-compressedData (RFC 3274)
+    bytes.fromhex("060b2a864886f70d0109100117"),  # id-ct-authEnvelopedData (RFC 5083)
+)
+
+
+def _looks_like_der_cms(head: bytes) -> bool:
+    """A ContentInfo: SEQUENCE, a length, then a CMS content type OID (or at least bytes that
+    cannot be a header line)."""
+    if head[:1] != b"\x30":
+        return False
+    n = head[1] if len(head) > 1 else 0
+    off = 2 if n < 0x80 else 2 + (n & 0x7F)
+    if any(head.startswith(p, off) for p in _CMS_TYPE_PREFIXES):
+        return True
+    # "0" starting a header line ("0-Priority: ...") is text; a DER length byte is not
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    return not (first_line.isascii() and first_line.decode("ascii").isprintable())
+
+
 def read_signed(
     source: BinaryIO,
     content_sink: BinaryIO | None = None,
@@ -187,7 +208,7 @@ def read_signed(
     head = r.peek(64)
     if not head:
         raise MalformedMessage("the input is empty")
-    if head[:1] == b"\x30":
+    if _looks_like_der_cms(head):
         return _opaque(r.read, [], content_sink, limits, micalg=None)
     if head.lstrip().startswith(b"-----BEGIN"):
         return _pem(r, content_sink, limits)

@@ -8,11 +8,14 @@ short while, so verifying many messages from the same senders costs one validati
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import datetime as _dt
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from asn1crypto import x509 as a_x509
 from cryptography import x509
@@ -23,10 +26,11 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as pv_errors
 
 from mailseal.asn1 import oids as O
-from mailseal.validation.verdict import Problem, Status
+from mailseal.validation.verdict import Problem, Status, issuer_of
 
 __all__ = ["Trust", "TrustOutcome", "certificate_addresses", "match_address"]
 
+_T = TypeVar("_T")
 _SMTP_UTF8 = ObjectIdentifier(O.SMTP_UTF8_MAILBOX)
 _CACHE_SECONDS = 60.0
 _CACHE_MAX = 4096
@@ -39,6 +43,15 @@ def _der(cert: x509.Certificate) -> bytes:
 def certificate_addresses(cert: x509.Certificate) -> tuple[str, ...]:
     """rfc822Name and SmtpUTF8Mailbox SAN entries, then subject emailAddress values."""
     out: list[str] = []
+    with contextlib.suppress(Exception):  # undecodable extensions or names: what was found
+        _collect_addresses(cert, out)
+    seen: dict[str, None] = {}
+    for a in out:
+        seen.setdefault(a, None)
+    return tuple(seen)
+
+
+def _collect_addresses(cert: x509.Certificate, out: list[str]) -> None:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         out.extend(san.get_values_for_type(x509.RFC822Name))
@@ -52,16 +65,9 @@ def certificate_addresses(cert: x509.Certificate) -> tuple[str, ...]:
                     out.append(body.decode("utf-8", "replace"))
     except (x509.ExtensionNotFound, ValueError):
         pass
-    try:
-        for attr in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
-            value = attr.value if isinstance(attr.value, str) else attr.value.decode("latin-1")
-            out.append(value)
-    except ValueError:
-        pass
-    seen: dict[str, None] = {}
-    for a in out:
-        seen.setdefault(a, None)
-    return tuple(seen)
+    for attr in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+        value = attr.value if isinstance(attr.value, str) else attr.value.decode("latin-1")
+        out.append(value)
 
 
 def match_address(candidates: Iterable[str], wanted: Iterable[str]) -> bool:
@@ -90,7 +96,7 @@ def _purpose_problems(
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         ku = None
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, x509.DuplicateExtension, ...
         return [Problem(Status.WRONG_PURPOSE, f"the key usage extension is malformed ({exc})")]
     if ku is not None:
         if purpose == "sign" and not (ku.digital_signature or ku.content_commitment):
@@ -112,7 +118,7 @@ def _purpose_problems(
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         eku = None
-    except ValueError as exc:
+    except Exception as exc:
         return [*problems, Problem(Status.WRONG_PURPOSE, f"the EKU extension is malformed ({exc})")]
     if eku is not None:
         usages = list(eku)
@@ -132,7 +138,7 @@ def _purpose_problems(
 def weak_key_problem(cert: x509.Certificate) -> Problem | None:
     try:
         pub = cert.public_key()
-    except ValueError:
+    except Exception:  # an unknown key algorithm: the signature check reports it
         return None
     if isinstance(pub, rsa.RSAPublicKey) and pub.key_size < 2048:
         return Problem(Status.WEAK_ALGORITHM, f"the signer's RSA key has only {pub.key_size} bits")
@@ -185,7 +191,14 @@ class Trust:
         if hit is not None and (when is not None or now - hit[0] < _CACHE_SECONDS):
             self._cache.move_to_end(key)
             return hit[1]
-        outcome = self._evaluate(cert, _der(cert), extra, purpose, when)
+        try:
+            outcome = self._evaluate(cert, _der(cert), extra, purpose, when)
+        except Exception as exc:  # a certificate that cannot be decoded along the way
+            outcome = TrustOutcome(
+                False,
+                (Problem(Status.UNTRUSTED, f"the certificate chain cannot be read ({exc})"),),
+                (cert,),
+            )
         self._cache[key] = (now, outcome)
         if len(self._cache) > _CACHE_MAX:
             self._cache.popitem(last=False)
@@ -223,7 +236,7 @@ class Trust:
         )
         path: tuple[x509.Certificate, ...] = (cert,)
         try:
-            vpath = asyncio.run(validator.async_validate_path())
+            vpath = _run_sync(validator.async_validate_path)
             path = tuple(
                 x509.load_der_x509_certificate(c.dump())
                 for c in reversed(list(vpath))
@@ -241,7 +254,7 @@ class Trust:
             problems.append(
                 Problem(
                     Status.UNTRUSTED,
-                    f"no path from {cert.issuer.rfc4514_string()!r} to a trust anchor",
+                    f"no path from {issuer_of(cert)!r} to a trust anchor",
                 )
             )
         except (pv_errors.PathValidationError, pv_errors.ValidationError) as exc:
@@ -250,6 +263,17 @@ class Trust:
             problems.append(Problem(Status.UNTRUSTED, f"the chain cannot be validated ({exc})"))
         trusted = not problems
         return TrustOutcome(trusted, tuple(problems), path)
+
+
+def _run_sync(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine to completion from synchronous code, also when the caller is itself
+    inside a running event loop (then in a worker thread with a loop of its own)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
 
 
 def _clean(exc: BaseException) -> str:

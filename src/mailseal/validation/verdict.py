@@ -9,6 +9,7 @@ The ``status`` strings are stable and documented in ``docs/verdicts.md``.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -62,13 +63,29 @@ def _fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
+def _safe(fn: Callable[[], str]) -> str:
+    """A certificate field as text, or a placeholder when the field cannot be decoded."""
+    try:
+        return fn()
+    except Exception:  # hostile certificates carried in a message
+        return "(undecodable)"
+
+
+def name_of(cert: x509.Certificate) -> str:
+    return _safe(lambda: cert.subject.rfc4514_string())
+
+
+def issuer_of(cert: x509.Certificate) -> str:
+    return _safe(lambda: cert.issuer.rfc4514_string())
+
+
 def _cert_json(cert: x509.Certificate) -> dict[str, Any]:
     return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial": format(cert.serial_number, "x"),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
+        "subject": name_of(cert),
+        "issuer": issuer_of(cert),
+        "serial": _safe(lambda: format(cert.serial_number, "x")),
+        "not_before": _safe(lambda: cert.not_valid_before_utc.isoformat()),
+        "not_after": _safe(lambda: cert.not_valid_after_utc.isoformat()),
         "sha256": _fingerprint(cert),
     }
 
@@ -102,7 +119,7 @@ class SignerVerdict:
         who = (
             self.addresses[0]
             if self.addresses
-            else (self.certificate.subject.rfc4514_string() if self.certificate else self.signer_id)
+            else (name_of(self.certificate) if self.certificate else self.signer_id)
         )
         if self.valid:
             when = f", signed {self.signing_time.isoformat()}" if self.signing_time else ""

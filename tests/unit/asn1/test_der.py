@@ -99,18 +99,17 @@ def test_integer_boundaries(value: int) -> None:
     assert core.Integer.load(der.integer(value)).native == value
 
 
-@pytest.mark.parametrize("value", [-1, -127, -129, -255, -256, -257, -32767, -(2**64) - 1])
+@pytest.mark.parametrize(
+    "value", [-1, -127, -128, -129, -255, -256, -257, -32767, -32768, -(2**63), -(2**64) - 1]
+)
 def test_integer_negative_matches_asn1crypto(value: int) -> None:
+    # -128 is 02 01 80, not 02 02 ff 80 (X.690 §8.3.2: no redundant leading octet)
     assert der.integer(value) == core.Integer(value).dump()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: der.integer() writes a redundant 0xff octet for negative powers of two "
-    "(-128 -> 02 02 ff 80 instead of 02 01 80): not DER (X.690 §8.3.2)",
-)
-@pytest.mark.parametrize("value", [-128, -32768, -(2**63)])
-def test_integer_negative_powers_of_two_are_minimal(value: int) -> None:
+@given(st.integers(min_value=-(2**2048), max_value=2**2048))
+@settings(max_examples=200, deadline=None)
+def test_integer_any_sign_matches_asn1crypto(value: int) -> None:
     assert der.integer(value) == core.Integer(value).dump()
 
 
