@@ -35,7 +35,14 @@ def encode_length(n: int) -> bytes:
 
 def tlv(tag: int, content: bytes) -> bytes:
     """One TLV with a single-byte tag."""
-    return bytes((tag,)) + encode_length(len(content)) + content
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    if n < 0x100:
+        return bytes((tag, 0x81, n)) + content
+    if n < 0x10000:
+        return bytes((tag, 0x82, n >> 8, n & 0xFF)) + content
+    return bytes((tag,)) + encode_length(n) + content
 
 
 def sequence(*parts: bytes) -> bytes:

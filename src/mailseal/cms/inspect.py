@@ -12,9 +12,8 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from asn1crypto import cms as a_cms
-from asn1crypto import core as a_core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -27,6 +26,10 @@ from mailseal.cms import fastder as F
 from mailseal.cms.algorithms import DIGEST_BY_OID, SIGNATURE_OIDS
 from mailseal.errors import LimitExceeded, MalformedCMS
 from mailseal.limits import DEFAULT_LIMITS, Limits
+
+if TYPE_CHECKING:
+    from asn1crypto import cms as a_cms
+    from asn1crypto import core as a_core
 
 __all__ = [
     "ParsedSignedData",
@@ -122,6 +125,9 @@ def _hash_name(algo: a_cms.DigestAlgorithm) -> str | None:
 
 
 def _parse_signer_info(index: int, si: a_cms.SignerInfo) -> ParsedSignerInfo:
+    from asn1crypto import cms as a_cms
+    from asn1crypto import core as a_core
+
     sid_v = si["sid"]
     if sid_v.name == "subject_key_identifier":
         sid = SignerId(ski=bytes(sid_v.chosen.native))
@@ -218,6 +224,7 @@ def _set_tlv(body: bytes) -> bytes:
 
 
 def _single(values: a_core.Asn1Value, problems: list[str], name: str) -> a_core.Asn1Value:
+
     if len(values) != 1:
         problems.append(f"the {name} attribute must have exactly one value")
         if len(values) == 0:
@@ -235,6 +242,9 @@ def parse_signed_data(der_bytes: bytes, *, limits: Limits = DEFAULT_LIMITS) -> P
         pass
     except (UnicodeDecodeError, ValueError, IndexError):
         pass
+    from asn1crypto import cms as a_cms
+    from asn1crypto import core as a_core
+
     try:
         ci = a_cms.ContentInfo.load(der_bytes, strict=True)
         if ci["content_type"].dotted != O.ID_SIGNED_DATA:

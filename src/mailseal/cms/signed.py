@@ -100,6 +100,7 @@ class PreparedSigner:
     """One signer with every per-message-constant piece already encoded."""
 
     __slots__ = (
+        "_last_time",
         "_md_prefix",
         "_single",
         "_st_prefix",
@@ -169,12 +170,16 @@ class PreparedSigner:
         st = _attribute(O.ID_SIGNING_TIME, der.signing_time(_dt.datetime(2000, 1, 1)))
         self._st_prefix = st[:-13]
         self._single: tuple[bytes, bytes] | None = None
+        self._last_time: tuple[_dt.datetime, bytes] | None = None
 
     def _time_attr(self, when: _dt.datetime) -> bytes:
+        last = self._last_time
+        if last is not None and last[0] == when:
+            return last[1]
         t = der.signing_time(when)
-        if t[0] == 0x17:
-            return self._st_prefix + t[2:]
-        return _attribute(O.ID_SIGNING_TIME, t)
+        attr = self._st_prefix + t[2:] if t[0] == 0x17 else _attribute(O.ID_SIGNING_TIME, t)
+        self._last_time = (when, attr)
+        return attr
 
     def single_frame(self) -> tuple[bytes, bytes]:
         """(version + digestAlgorithms, certificates) when this is the only signer."""

@@ -212,15 +212,12 @@ class PartReader:
 class HeaderField:
     """One header field: its name and the raw bytes of its (possibly folded) lines."""
 
-    __slots__ = ("lines", "name")
+    __slots__ = ("lines", "lname", "name")
 
     def __init__(self, name: str, lines: list[bytes]) -> None:
         self.name = name
+        self.lname = name.lower()
         self.lines = lines
-
-    @property
-    def lname(self) -> str:
-        return self.name.lower()
 
     def raw(self) -> bytes:
         return b"".join(self.lines)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import io
 import secrets
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO
 
 from mailseal.cms.algorithms import DIGESTS
 from mailseal.cms.signed import PreparedSigner, encode_signed_data
@@ -49,6 +48,7 @@ def _seekable(f: BinaryIO) -> bool:
 
 def _canonicalize(
     source: BinaryIO,
+    first: tuple[Reader, list[HeaderField], int | None],
     emit_factory: Callable[[], Callable[[bytes], None]],
     rewind_output: Callable[[], None] | None,
     limits: Limits,
@@ -59,10 +59,7 @@ def _canonicalize(
     (parts that are already 7-bit clean stream straight through); otherwise, or when that pass
     meets a part that needs re-encoding, the safe pass runs.
     """
-    start = source.tell() if rewind_output is not None and _seekable(source) else None
-    r = Reader.from_stream(source)
-    fields, _sep = read_header_block(r, limits)
-    _outer, inner = split_message_headers(fields)
+    r, inner, start = first
     if start is not None and rewind_output is not None:
         try:
             Canonicalizer(emit_factory(), limits, optimistic=True).entity(r, inner)
@@ -92,15 +89,10 @@ def sign_stream(
     r = Reader.from_stream(source)
     if not r.peek(1):
         raise InputError("the input is empty: there is nothing to sign")
-    fields, sep = read_header_block(r, limits)
-    outer, _inner = split_message_headers(fields)
-    if start is not None:
-        source.seek(start)
-        src: BinaryIO = source
-    else:
-        # not seekable: put the header block back and hand the reader on as the source
-        r.unread(b"".join(f.raw() for f in fields) + (sep or b""))
-        src = cast(BinaryIO, _Chained(r))
+    fields, _sep = read_header_block(r, limits)
+    outer, inner = split_message_headers(fields)
+    first = (r, inner, start)
+    src = source
     names = list(dict.fromkeys(s.digest for s in signers))
     hashers: dict[str, hashlib._Hash] = {}
 
@@ -152,7 +144,7 @@ def sign_stream(
             sink.seek(mark)
             sink.truncate()
 
-        _canonicalize(src, emitter, rewind if mark is not None else None, limits)
+        _canonicalize(src, first, emitter, rewind if mark is not None else None, limits)
         digests = {name: h.digest() for name, h in hashers.items()}
         cms, _ = encode_signed_data(signers, digests, when=when)
         out(
@@ -185,7 +177,7 @@ def sign_stream(
             spool.seek(0)
             spool.truncate()
 
-        _canonicalize(src, spool_emitter, rewind_spool, limits)
+        _canonicalize(src, first, spool_emitter, rewind_spool, limits)
         length = spool.tell()
         spool.seek(0)
         digests = {name: h.digest() for name, h in hashers.items()}
@@ -206,25 +198,3 @@ def sign_stream(
             enc.write(chunk)
         enc.write(suffix)
         enc.close()
-
-
-class _Chained(io.RawIOBase):
-    """A non-seekable source whose first bytes were already buffered by a Reader."""
-
-    def __init__(self, r: Reader) -> None:
-        super().__init__()
-        self._r = r
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        return self._r.read(CHUNK if size is None or size < 0 else size)
-
-    def readinto(self, b: Any) -> int:
-        data = self._r.read(len(b))
-        b[: len(data)] = data
-        return len(data)

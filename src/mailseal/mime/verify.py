@@ -66,7 +66,6 @@ class _Hashing:
         self.hashers = {n: hashlib.new(n) for n in names}
         self.sink = sink
         self.length = 0
-        self.bare_lf = False
         self.keep: list[bytes] | None = []
 
     def __call__(self, chunk: bytes) -> None:
@@ -75,8 +74,6 @@ class _Hashing:
         if self.sink is not None:
             self.sink.write(chunk)
         self.length += len(chunk)
-        if not self.bare_lf and chunk.count(b"\n") != chunk.count(b"\r\n"):
-            self.bare_lf = True
         if self.keep is not None:
             if self.length <= _KEEP_CONTENT:
                 self.keep.append(chunk)
@@ -365,7 +362,13 @@ def _detached(
     if needed:
         digests.update(_rehash(source, start, hashing.length, needed, canonical=False))
     canonical: dict[str, bytes] | None = None
-    if hashing.bare_lf:
+    # A stored copy may have lost its CRs. Only when a signer does not match the content as
+    # read is the CRLF-restored form worth a second pass.
+    if any(
+        si.digest_name in digests
+        and (si.message_digest is None or si.message_digest != digests[si.digest_name])
+        for si in parsed.signer_infos
+    ):
         want = list(
             dict.fromkeys(si.digest_name for si in parsed.signer_infos if si.digest_name in DIGESTS)
         )

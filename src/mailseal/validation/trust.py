@@ -7,26 +7,24 @@ short while, so verifying many messages from the same senders costs one validati
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import datetime as _dt
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from asn1crypto import x509 as a_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
-from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator import errors as pv_errors
 
 from mailseal.asn1 import oids as O
 from mailseal.validation.verdict import Problem, Status, issuer_of
+
+if TYPE_CHECKING:
+    from asn1crypto import x509 as a_x509
 
 __all__ = ["Trust", "TrustOutcome", "certificate_addresses", "match_address"]
 
@@ -171,8 +169,7 @@ class Trust:
         self.allow_any_eku = allow_any_eku
         self.allow_weak = allow_weak
         self.check_address = check_address
-        self._anchor_asn1 = [a_x509.Certificate.load(_der(c)) for c in self.anchors]
-        self._inter_asn1 = [a_x509.Certificate.load(_der(c)) for c in self.intermediates]
+        self._asn1: tuple[list[a_x509.Certificate], list[a_x509.Certificate]] | None = None
         self._cache: OrderedDict[tuple[object, ...], tuple[float, TrustOutcome]] = OrderedDict()
 
     def evaluate(
@@ -222,9 +219,20 @@ class Trust:
                 Problem(Status.UNTRUSTED, "no trust anchor was given (use --trust CA.pem)")
             )
             return TrustOutcome(False, tuple(problems), (cert,))
-        others = [*self._inter_asn1, *(a_x509.Certificate.load(_der(c)) for c in extra)]
+        # imported here: path validation is needed once per chain, not for every import
+        from asn1crypto import x509 as a_x509
+        from pyhanko_certvalidator import CertificateValidator, ValidationContext
+        from pyhanko_certvalidator import errors as pv_errors
+
+        if self._asn1 is None:
+            self._asn1 = (
+                [a_x509.Certificate.load(_der(c)) for c in self.anchors],
+                [a_x509.Certificate.load(_der(c)) for c in self.intermediates],
+            )
+        anchors_asn1, inter_asn1 = self._asn1
+        others = [*inter_asn1, *(a_x509.Certificate.load(_der(c)) for c in extra)]
         ctx = ValidationContext(
-            trust_roots=self._anchor_asn1,
+            trust_roots=anchors_asn1,
             other_certs=others,
             moment=when,
             allow_fetching=False,
@@ -268,6 +276,9 @@ class Trust:
 def _run_sync(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """Run a coroutine to completion from synchronous code, also when the caller is itself
     inside a running event loop (then in a worker thread with a loop of its own)."""
+    import asyncio
+    import concurrent.futures
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
