@@ -10,9 +10,9 @@ from typing import BinaryIO
 from cryptography import x509
 
 from mailseal.cms.algorithms import CAPABILITY_NAMES
+from mailseal.cms.ids import SignerId
 from mailseal.cms.inspect import (
     ParsedSignerInfo,
-    SignerId,
     check_signature,
     find_signer_certificate,
 )

@@ -24,6 +24,7 @@ from mailseal.asn1 import oids as O
 from mailseal.asn1.der import oid as der_oid
 from mailseal.cms import fastder as F
 from mailseal.cms.algorithms import DIGEST_BY_OID, SIGNATURE_OIDS
+from mailseal.cms.ids import SignerId
 from mailseal.errors import LimitExceeded, MalformedCMS
 from mailseal.limits import DEFAULT_LIMITS, Limits
 
@@ -59,31 +60,6 @@ def load_certificate(der_bytes: bytes) -> x509.Certificate:
     if len(_CERT_CACHE) > _CERT_CACHE_MAX:
         _CERT_CACHE.popitem(last=False)
     return cert
-
-
-@dataclass(frozen=True, slots=True)
-class SignerId:
-    """issuerAndSerialNumber (issuer Name DER + serial) or subjectKeyIdentifier."""
-
-    issuer_der: bytes | None = None
-    serial: int | None = None
-    ski: bytes | None = None
-
-    def describe(self) -> str:
-        if self.ski is not None:
-            return f"subjectKeyIdentifier {self.ski.hex()}"
-        return f"issuer+serial {self.serial:x}" if self.serial is not None else "unknown"
-
-    def matches(self, cert: x509.Certificate) -> bool:
-        try:
-            if self.ski is not None:
-                ext = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-                return bool(ext.value.digest == self.ski)
-            return (
-                cert.serial_number == self.serial and cert.issuer.public_bytes() == self.issuer_der
-            )
-        except Exception:  # no SKI, or a certificate whose fields cannot be decoded
-            return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["HashName", "KeyType", "PrivateKey", "SignatureScheme"]
+__all__ = ["Decrypter", "HashName", "KeyTransport", "KeyType", "PrivateKey", "SignatureScheme"]
 
 HashName = Literal["sha1", "sha224", "sha256", "sha384", "sha512"]
-KeyType = Literal["rsa", "ec", "ed25519", "ed448"]
+KeyType = Literal["rsa", "ec", "ed25519", "ed448", "x25519", "x448"]
+#: RSA key transport paddings: RSAES-OAEP with SHA-256 or SHA-1 (MGF1 with the same hash), or
+#: RSAES-PKCS1-v1_5
+KeyTransport = Literal["oaep-sha256", "oaep-sha384", "oaep-sha512", "oaep-sha1", "pkcs1v15"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +45,26 @@ class PrivateKey(Protocol):
 
     def sign(self, data: bytes, scheme: SignatureScheme) -> bytes:
         """Sign ``data`` (the whole to-be-signed bytes, not a digest)."""
+        ...
+
+
+@runtime_checkable
+class Decrypter(Protocol):
+    """A private key that can open content-encryption keys, wherever the key lives.
+
+    RSA keys implement :meth:`decrypt` (key transport); EC, X25519 and X448 keys implement
+    :meth:`exchange` (key agreement). The other method raises
+    :class:`~mailseal.errors.AlgorithmError`.
+    """
+
+    @property
+    def key_type(self) -> KeyType: ...
+
+    def decrypt(self, ciphertext: bytes, padding_name: KeyTransport) -> bytes:
+        """RSA-decrypt an encrypted content-encryption key; ValueError when it does not open."""
+        ...
+
+    def exchange(self, peer_public_key: bytes) -> bytes:
+        """The raw (EC)DH shared secret with a peer public key given as SubjectPublicKeyInfo
+        DER."""
         ...

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import (
+    ec,
+    ed448,
+    ed25519,
+    padding,
+    rsa,
+    x448,
+    x25519,
+)
 
 from mailseal.errors import AlgorithmError, IdentityError, PasswordError
-from mailseal.keys.base import HashName, KeyType, SignatureScheme
+from mailseal.keys.base import HashName, KeyTransport, KeyType, SignatureScheme
 
 __all__ = ["SoftwareKey", "load_private_key"]
 
@@ -46,7 +54,9 @@ class SoftwareKey:
             rsa.RSAPrivateKey
             | ec.EllipticCurvePrivateKey
             | ed25519.Ed25519PrivateKey
-            | ed448.Ed448PrivateKey,
+            | ed448.Ed448PrivateKey
+            | x25519.X25519PrivateKey
+            | x448.X448PrivateKey,
         ):
             raise IdentityError(f"unsupported private key type {type(key).__name__}")
         self._key = key
@@ -66,14 +76,18 @@ class SoftwareKey:
             return "ec"
         if isinstance(k, ed25519.Ed25519PrivateKey):
             return "ed25519"
-        return "ed448"
+        if isinstance(k, ed448.Ed448PrivateKey):
+            return "ed448"
+        if isinstance(k, x25519.X25519PrivateKey):
+            return "x25519"
+        return "x448"
 
     @property
     def key_size(self) -> int:
         k = self._key
         if isinstance(k, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             return int(k.key_size)
-        return 255 if isinstance(k, ed25519.Ed25519PrivateKey) else 448
+        return 255 if isinstance(k, ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey) else 448
 
     def sign(self, data: bytes, scheme: SignatureScheme) -> bytes:
         k = self._key
@@ -93,6 +107,36 @@ class SoftwareKey:
         if scheme.kind == "ed448" and isinstance(k, ed448.Ed448PrivateKey):
             return k.sign(data)
         raise AlgorithmError(f"a {self.key_type} key cannot make a {scheme.kind} signature")
+
+    def decrypt(self, ciphertext: bytes, padding_name: KeyTransport) -> bytes:
+        k = self._key
+        if not isinstance(k, rsa.RSAPrivateKey):
+            raise AlgorithmError(f"a {self.key_type} key cannot do RSA key transport")
+        pad: padding.AsymmetricPadding
+        if padding_name == "pkcs1v15":
+            pad = self._pkcs1
+        else:
+            h = hash_algorithm(padding_name.split("-", 1)[1])
+            pad = padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=None)
+        return k.decrypt(ciphertext, pad)
+
+    def exchange(self, peer_public_key: bytes) -> bytes:
+        k = self._key
+        try:
+            peer = serialization.load_der_public_key(peer_public_key)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise AlgorithmError(f"the originator's public key cannot be read ({exc})") from None
+        if isinstance(k, ec.EllipticCurvePrivateKey) and isinstance(
+            peer, ec.EllipticCurvePublicKey
+        ):
+            if peer.curve.name != k.curve.name:
+                raise AlgorithmError("the originator's key is on another curve")
+            return k.exchange(ec.ECDH(), peer)
+        if isinstance(k, x25519.X25519PrivateKey) and isinstance(peer, x25519.X25519PublicKey):
+            return k.exchange(peer)
+        if isinstance(k, x448.X448PrivateKey) and isinstance(peer, x448.X448PublicKey):
+            return k.exchange(peer)
+        raise AlgorithmError(f"a {self.key_type} key cannot agree a key with that originator")
 
 
 def load_private_key(data: bytes, password: bytes | None = None) -> SoftwareKey:
