@@ -9,30 +9,64 @@ The everyday names::
     result = mailseal.verify(signed, trust=[ca_cert])
     result.status          # Status.VALID, Status.TAMPERED, Status.UNTRUSTED, ...
     result.signers[0].intact, result.signers[0].trusted, result.content
+
+    sealed = mailseal.seal(message_bytes, alice, [bob_cert])       # sign, then encrypt
+    opened = mailseal.open_message(sealed, [bob], trust=[ca_cert])  # one verdict per layer
 """
 
 from __future__ import annotations
 
 from mailseal._engine import sign, sign_stream, verify, verify_stream
+from mailseal._open import (
+    Recipient,
+    decrypt,
+    decrypt_stream,
+    encrypt,
+    encrypt_stream,
+    open_message,
+    open_stream,
+    seal,
+    seal_stream,
+)
 from mailseal.errors import MailsealError
 from mailseal.keys.identity import Identity, load_certificates, load_identity, load_pkcs12
 from mailseal.validation.trust import Trust
-from mailseal.validation.verdict import Problem, SignerVerdict, Status, VerifyResult
+from mailseal.validation.verdict import (
+    EncryptionReport,
+    Layer,
+    OpenResult,
+    Problem,
+    SignerVerdict,
+    Status,
+    VerifyResult,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EncryptionReport",
     "Identity",
+    "Layer",
     "MailsealError",
+    "OpenResult",
     "Problem",
+    "Recipient",
     "SignerVerdict",
     "Status",
     "Trust",
     "VerifyResult",
     "__version__",
+    "decrypt",
+    "decrypt_stream",
+    "encrypt",
+    "encrypt_stream",
     "load_certificates",
     "load_identity",
     "load_pkcs12",
+    "open_message",
+    "open_stream",
+    "seal",
+    "seal_stream",
     "sign",
     "sign_stream",
     "verify",

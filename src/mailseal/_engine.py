@@ -129,6 +129,7 @@ def _judge(
     msg: SignedMessage,
     trust: Trust,
     certificates: Sequence[x509.Certificate],
+    from_addresses: Sequence[str],
 ) -> SignerVerdict:
     sd = msg.signed_data
     pool = (*sd.certificates, *certificates, *trust.intermediates)
@@ -178,13 +179,13 @@ def _judge(
                     Status.WEAK_ALGORITHM, f"the signature uses the weak digest {si.digest_name}"
                 )
             )
-        if trust.check_address and msg.from_addresses:
-            matches = match_address(addresses, msg.from_addresses)
+        if trust.check_address and from_addresses:
+            matches = match_address(addresses, from_addresses)
             if not matches:
                 problems.append(
                     Problem(
                         Status.ADDRESS_MISMATCH,
-                        f"the From address {', '.join(msg.from_addresses)} is not in the "
+                        f"the From address {', '.join(from_addresses)} is not in the "
                         f"signer's certificate ({', '.join(addresses) or 'no address'})",
                     )
                 )
@@ -216,6 +217,7 @@ def verify_stream(
     trust: Trust | Sequence[x509.Certificate] | None = None,
     certificates: Sequence[x509.Certificate] = (),
     limits: Limits = DEFAULT_LIMITS,
+    from_addresses: Sequence[str] | None = None,
 ) -> VerifyResult:
     """Verify the signed message read from ``source``.
 
@@ -225,7 +227,10 @@ def verify_stream(
     """
     t = _trust_from(trust)
     msg = read_signed(source, content_sink, limits=limits)
-    verdicts = tuple(_judge(si, msg, t, certificates) for si in msg.signed_data.signer_infos)
+    sender = tuple(from_addresses) if from_addresses is not None else msg.from_addresses
+    verdicts = tuple(
+        _judge(si, msg, t, certificates, sender) for si in msg.signed_data.signer_infos
+    )
     notes = list(msg.notes)
     if not verdicts:
         notes.append("the signature holds no SignerInfo")
@@ -238,7 +243,7 @@ def verify_stream(
         signers=verdicts,
         content=msg.content,
         certificates=msg.signed_data.certificates,
-        from_addresses=msg.from_addresses,
+        from_addresses=sender,
         notes=tuple(notes),
     )
 

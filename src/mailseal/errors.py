@@ -14,6 +14,8 @@ Third-party exceptions are translated where they are caught (``raise ... from``)
     ├── IdentityError               a certificate, key, PKCS#12 file or password cannot be used
     │   └── PasswordError           a password is missing or wrong
     ├── AlgorithmError              an algorithm is unknown, unsupported or refused by policy
+    ├── DecryptionError             the message cannot be decrypted with the keys given
+    │   └── NoMatchingRecipient     none of the keys given is a recipient of the message
     └── UsageError                  options that do not fit together
 
 A verification that *can* be evaluated never raises: it returns a verdict that says what is
@@ -24,12 +26,14 @@ from __future__ import annotations
 
 __all__ = [
     "AlgorithmError",
+    "DecryptionError",
     "IdentityError",
     "InputError",
     "LimitExceeded",
     "MailsealError",
     "MalformedCMS",
     "MalformedMessage",
+    "NoMatchingRecipient",
     "NotSMIME",
     "PasswordError",
     "UsageError",
@@ -70,6 +74,14 @@ class PasswordError(IdentityError):
 
 class AlgorithmError(MailsealError):
     """An algorithm is unknown, unsupported, or refused by policy."""
+
+
+class DecryptionError(MailsealError):
+    """The message cannot be decrypted with the keys given (wrong key, corrupted ciphertext)."""
+
+
+class NoMatchingRecipient(DecryptionError):
+    """None of the keys given is a recipient of the message."""
 
 
 class UsageError(MailsealError):

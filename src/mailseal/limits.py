@@ -33,6 +33,12 @@ class Limits:
     max_signers: int = 64
     #: Most certificates carried in one SignedData.
     max_certificates: int = 256
+    #: Largest output of one decompression (RFC 3274 CompressedData).
+    max_decompressed: int = 1 << 30
+    #: Largest ratio of decompressed to compressed size, once past 1 MiB of output.
+    max_compression_ratio: int = 1000
+    #: Most S/MIME layers peeled from one message (encrypted, signed, compressed, ...).
+    max_layers: int = 8
 
 
 DEFAULT_LIMITS = Limits()

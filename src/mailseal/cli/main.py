@@ -7,12 +7,14 @@ and is not valid; 2 the input or the arguments cannot be used. Errors are one li
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 import click
 
-from mailseal import __version__
+from mailseal import __version__, _open
 from mailseal._engine import sign_stream, verify_stream
 from mailseal.cli.io import (
     input_stream,
@@ -25,7 +27,7 @@ from mailseal.cms.signed import PreparedSigner, SignerOptions
 from mailseal.errors import MailsealError, PasswordError, UsageError
 from mailseal.keys.identity import Identity, load_identity, load_pkcs12
 from mailseal.validation.trust import Trust
-from mailseal.validation.verdict import VerifyResult
+from mailseal.validation.verdict import EncryptionReport, OpenResult, Status, VerifyResult
 
 __all__ = ["cli", "main"]
 
@@ -207,6 +209,304 @@ def inspect(in_path: str, as_json: bool) -> None:
 
     with input_stream(in_path) as src:
         run_inspect(src, as_json=as_json)
+
+
+def _open_lines(result: OpenResult) -> list[str]:
+    lines = []
+    for n, layer in enumerate(result.layers, 1):
+        mark = "OK " if layer.status is Status.VALID else "BAD"
+        lines.append(f"{mark} layer {n}: {layer.kind}: {layer.summary}")
+        if layer.verification is not None:
+            for s in layer.verification.signers:
+                lines.append(f"      signer {s.index + 1}: {s.describe()}")
+        lines.extend(f"      note: {note}" for note in layer.notes)
+    flags = [
+        "signed" if result.signed else "NOT signed",
+        "encrypted" if result.encrypted else "not encrypted",
+        "authenticated" if result.authenticated else "NOT integrity-protected",
+    ]
+    head = "message: valid" if result.valid else f"message: NOT valid ({result.status.value})"
+    lines.append(f"{head}; {', '.join(flags)}")
+    return lines
+
+
+def _encryption_options(f: Any) -> Any:
+    for opt in reversed(
+        [
+            click.option(
+                "--to", "to", multiple=True, metavar="CERT.pem", help="Recipient certificate(s)."
+            ),
+            click.option(
+                "--cipher",
+                type=click.Choice(["aes-256-gcm", "aes-128-gcm", "aes-256-cbc", "aes-128-cbc"]),
+                help="Content cipher [from the recipients' capabilities, else aes-256-gcm].",
+            ),
+            click.option("--oaep", "kt", flag_value="oaep", help="RSAES-OAEP key transport."),
+            click.option(
+                "--pkcs1v15", "kt", flag_value="pkcs1v15", help="RSA PKCS#1 v1.5 key transport."
+            ),
+            click.option(
+                "--compatible",
+                is_flag=True,
+                help="AES-256-CBC with PKCS#1 v1.5, for clients that cannot do better.",
+            ),
+            click.option(
+                "--ski",
+                "recipient_ski",
+                is_flag=True,
+                help="Name recipients by subjectKeyIdentifier.",
+            ),
+            click.option(
+                "--quiet", "-q", is_flag=True, help="Do not report the algorithms chosen."
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def _report(report: EncryptionReport, quiet: bool) -> None:
+    if quiet:
+        return
+    who = ", ".join(f"{w} ({h})" for w, h in report.recipients)
+    click.echo(
+        f"encrypted with {report.cipher} ({report.smime_type}; {report.reason}) to: {who}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Message [stdin].")
+@click.option("-o", "--out", "out_path", default="-", metavar="OUT", help="Encrypted [stdout].")
+@_encryption_options
+@click.option("--self", "self_cert", metavar="C.pem", help="Also encrypt to the sender.")
+@click.option("--no-self", is_flag=True, help="Do not add the sender as a recipient.")
+def encrypt(
+    in_path: str,
+    out_path: str,
+    to: tuple[str, ...],
+    cipher: str | None,
+    kt: str | None,
+    compatible: bool,
+    recipient_ski: bool,
+    quiet: bool,
+    self_cert: str | None,
+    no_self: bool,
+) -> None:
+    """Encrypt a message to one or more recipients (enveloped- or authEnveloped-data)."""
+    if not to:
+        raise UsageError("give at least one recipient: --to CERT.pem")
+    recipients = load_cert_paths(to, "recipient certificate")
+    sender = None
+    if self_cert and not no_self:
+        sender = load_cert_paths((self_cert,), "sender certificate")[0]
+    with input_stream(in_path) as src, output_stream(out_path) as dst:
+        report = _open.encrypt_stream(
+            src,
+            dst,
+            recipients,
+            sender=sender,
+            cipher=cipher,
+            key_transport=kt,  # type: ignore[arg-type]
+            compatible=compatible,
+            ski=recipient_ski,
+        )
+    _report(report, quiet)
+
+
+def _identity_options(f: Any) -> Any:
+    f = _password_options(f)
+    f = click.option("--p12", "p12s", multiple=True, metavar="F.p12", help="Identity as PKCS#12.")(
+        f
+    )
+    f = click.option("--key", "keys", multiple=True, metavar="K.pem", help="Private key.")(f)
+    f = click.option("--cert", "certs", multiple=True, metavar="C.pem", help="Certificate.")(f)
+    return f
+
+
+@cli.command()
+@click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Encrypted [stdin].")
+@click.option("-o", "--out", "out_path", default="-", metavar="OUT", help="Decrypted [stdout].")
+@_identity_options
+@click.option(
+    "--require-authenticated",
+    is_flag=True,
+    help="Refuse content whose encryption does not protect integrity (CBC).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Do not report how it was encrypted.")
+def decrypt(
+    in_path: str,
+    out_path: str,
+    certs: tuple[str, ...],
+    keys: tuple[str, ...],
+    p12s: tuple[str, ...],
+    password_env: str | None,
+    password_file: str | None,
+    require_authenticated: bool,
+    quiet: bool,
+) -> None:
+    """Decrypt a message; several identities may be given (old keys after a renewal too)."""
+    identities = _load_identities(certs, keys, p12s, (), password_env, password_file)
+    with (
+        input_stream(in_path) as src,
+        output_stream(out_path) as dst,
+        tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool,
+    ):
+        result = _open.decrypt_stream(
+            src,
+            spool,  # type: ignore[arg-type]
+            identities,
+            require_authenticated=require_authenticated,
+        )
+        dst.write(result.transport_headers)
+        spool.seek(0)
+        shutil.copyfileobj(spool, dst, 1 << 20)
+    if not quiet:
+        for layer in result.layers:
+            click.echo(f"decrypted: {layer.summary}", err=True)
+
+
+@cli.command()
+@click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Message [stdin].")
+@click.option("-o", "--out", "out_path", default="-", metavar="OUT", help="Sealed [stdout].")
+@click.option("--cert", "certs", multiple=True, metavar="C.pem", help="Signer certificate.")
+@click.option("--key", "keys", multiple=True, metavar="K.pem", help="Signer private key.")
+@click.option("--p12", "p12s", multiple=True, metavar="F.p12", help="Signer as PKCS#12.")
+@click.option("--chain", multiple=True, metavar="CHAIN.pem", help="Intermediate certificates.")
+@click.option(
+    "--encryption-cert",
+    "enc_certs",
+    multiple=True,
+    metavar="E.pem",
+    help="The signer's separate encryption certificate (announced, and used for --self).",
+)
+@click.option("--opaque", is_flag=True, help="Sign opaque instead of multipart/signed.")
+@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512"]), help="Message digest.")
+@click.option("--pss", is_flag=True, help="RSASSA-PSS signatures.")
+@_password_options
+@_encryption_options
+@click.option("--no-self", is_flag=True, help="Do not add the sender as a recipient.")
+def seal(
+    in_path: str,
+    out_path: str,
+    certs: tuple[str, ...],
+    keys: tuple[str, ...],
+    p12s: tuple[str, ...],
+    chain: tuple[str, ...],
+    enc_certs: tuple[str, ...],
+    opaque: bool,
+    digest: str | None,
+    pss: bool,
+    password_env: str | None,
+    password_file: str | None,
+    to: tuple[str, ...],
+    cipher: str | None,
+    kt: str | None,
+    compatible: bool,
+    recipient_ski: bool,
+    quiet: bool,
+    no_self: bool,
+) -> None:
+    """Sign, then encrypt (RFC 8551 §3.7): the message a mail client sends."""
+    if not to:
+        raise UsageError("give at least one recipient: --to CERT.pem")
+    identities = _load_identities(certs, keys, p12s, chain, password_env, password_file)
+    for i, path in enumerate(enc_certs[: len(identities)]):
+        enc = load_cert_paths((path,), "encryption certificate")[0]
+        identities[i] = identities[i].with_encryption_certificate(enc)
+    recipients = load_cert_paths(to, "recipient certificate")
+    opts = SignerOptions(digest=digest, pss=pss)  # type: ignore[arg-type]
+    prepared = [PreparedSigner(i, opts) for i in identities]
+    with input_stream(in_path) as src, output_stream(out_path) as dst:
+        report = _open.seal_stream(
+            src,
+            dst,
+            prepared,
+            recipients,
+            include_self=not no_self,
+            opaque=opaque,
+            cipher=cipher,
+            key_transport=kt,  # type: ignore[arg-type]
+            compatible=compatible,
+            ski=recipient_ski,
+        )
+    _report(report, quiet)
+
+
+@cli.command(name="open")
+@click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Message [stdin].")
+@click.option("-o", "--out", "out_path", default=None, metavar="OUT", help="The content.")
+@_identity_options
+@click.option("--trust", multiple=True, metavar="CA.pem", help="Trust anchor file or directory.")
+@click.option("--certs", "extra_certs", multiple=True, metavar="CERTS.pem", help="Extra certs.")
+@click.option("--ignore-address", is_flag=True, help="Do not compare signer and From addresses.")
+@click.option(
+    "--require-authenticated", is_flag=True, help="Refuse CBC-encrypted (unauthenticated) content."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def open_cmd(
+    in_path: str,
+    out_path: str | None,
+    certs: tuple[str, ...],
+    keys: tuple[str, ...],
+    p12s: tuple[str, ...],
+    password_env: str | None,
+    password_file: str | None,
+    trust: tuple[str, ...],
+    extra_certs: tuple[str, ...],
+    ignore_address: bool,
+    require_authenticated: bool,
+    as_json: bool,
+) -> None:
+    """Peel every layer (encrypted, signed, compressed) and judge each one."""
+    identities = (
+        _load_identities(certs, keys, p12s, (), password_env, password_file)
+        if certs or p12s
+        else []
+    )
+    anchors = load_cert_paths(trust, "trust anchor") if trust else []
+    extra = load_cert_paths(extra_certs, "certificate file") if extra_certs else []
+    t = Trust(anchors, check_address=not ignore_address)
+    to_stderr = out_path == "-"
+    with input_stream(in_path) as src, tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+        result = _open.open_stream(
+            src,
+            spool,  # type: ignore[arg-type]
+            identities,
+            trust=t,
+            certificates=extra,
+            require_authenticated=require_authenticated,
+        )
+        if out_path is not None:
+            with output_stream(out_path) as dst:
+                dst.write(result.transport_headers)
+                spool.seek(0)
+                shutil.copyfileobj(spool, dst, 1 << 20)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2), err=to_stderr)
+    else:
+        for line in _open_lines(result):
+            click.echo(line, err=to_stderr)
+    sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
+
+
+@cli.command()
+@click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Message [stdin].")
+@click.option("-o", "--out", "out_path", default="-", metavar="OUT", help="Result [stdout].")
+@click.option("-d", "--decompress", is_flag=True, help="Decompress instead.")
+def compress(in_path: str, out_path: str, decompress: bool) -> None:
+    """Compress a message (RFC 3274 compressed-data), or decompress one with -d."""
+    from mailseal.mime import envelope as E
+
+    with input_stream(in_path) as src, output_stream(out_path) as dst:
+        if not decompress:
+            E.compress_stream(src, dst)
+            return
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+            _size, headers = E.decompress_stream(src, spool)  # type: ignore[arg-type]
+            dst.write(_open._transport(headers))
+            spool.seek(0)
+            shutil.copyfileobj(spool, dst, 1 << 20)
 
 
 @cli.command()

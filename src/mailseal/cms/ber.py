@@ -122,7 +122,7 @@ def _read_value(src: _Src, hdr: _Header, budget: list[int], depth: int, limits: 
 def _expect(src: _Src, tag: int, what: str) -> _Header:
     hdr = _read_header(src)
     if hdr.tag != tag:
-        raise MalformedCMS(f"not a CMS SignedData: expected {what}")
+        raise MalformedCMS(f"the CMS structure is not as expected: {what} is missing")
     return hdr
 
 
@@ -154,7 +154,7 @@ def _parse_digest_oids(set_der: bytes) -> list[str]:
 def stream_signed_data(
     read: Callable[[int], bytes],
     on_digest_oids: Callable[[list[str]], None],
-    on_content: Callable[[bytes], None],
+    on_content: Callable[[bytes], object],
     *,
     limits: Limits = DEFAULT_LIMITS,
 ) -> StreamedSignedData:
@@ -247,7 +247,7 @@ def _dotted(oid_der: bytes) -> str:
 
 
 def _stream_explicit(
-    src: _Src, hdr: _Header, on_content: Callable[[bytes], None], limits: Limits
+    src: _Src, hdr: _Header, on_content: Callable[[bytes], object], limits: Limits
 ) -> None:
     start = src.pos
     inner = _read_header(src)
@@ -263,18 +263,29 @@ def _stream_explicit(
 
 
 def _stream_octets(
-    src: _Src, hdr: _Header, on_content: Callable[[bytes], None], depth: int, limits: Limits
+    src: _Src,
+    hdr: _Header,
+    on_content: Callable[[bytes], object],
+    depth: int,
+    limits: Limits,
+    *,
+    tags: tuple[int, int] = (0x04, 0x24),
 ) -> None:
+    """Stream an OCTET STRING (primitive or constructed of any depth) to ``on_content``.
+
+    ``tags`` are the primitive and constructed tags of the outermost value (an IMPLICIT
+    ``[0]`` in EncryptedContentInfo is 0x80/0xA0); inner segments are always 0x04/0x24.
+    """
     if depth > limits.max_depth:
         raise LimitExceeded("constructed OCTET STRING nested too deeply")
-    if hdr.tag == 0x04:
+    if hdr.tag == tags[0]:
         remaining = hdr.length or 0
         while remaining:
             chunk = src.take_upto(min(remaining, _CHUNK))
             remaining -= len(chunk)
             on_content(chunk)
         return
-    if hdr.tag != 0x24:
+    if hdr.tag != tags[1]:
         raise MalformedCMS("constructed OCTET STRING holds a non-OCTET STRING")
     start = src.pos
     while True:

@@ -8,7 +8,8 @@ static attributes) is encoded once per signer in :class:`PreparedSigner`.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -29,6 +30,7 @@ from mailseal.keys.identity import Identity
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
+    "OpaqueSignedWriter",
     "PreparedSigner",
     "SignerOptions",
     "encode_signed_data",
@@ -262,3 +264,93 @@ def encode_signed_data(
         ci_hdr + oid_sd + ci_ctx + sd_hdr + head + encap_hdr + ctype + explicit_hdr + octets_hdr
     )
     return prefix, tail
+
+
+class OpaqueSignedWriter:
+    """Encapsulating SignedData written as the content streams past.
+
+    Up to ``der_limit`` bytes of content are buffered and written as DER; past that the
+    writer switches to BER with indefinite lengths and a constructed OCTET STRING (as
+    ``openssl cms -stream`` does): the SignerInfos follow the content, so nothing needs to be
+    held back.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[bytes], None],
+        signers: Sequence[PreparedSigner],
+        *,
+        when: _dt.datetime | None = None,
+        der_limit: int = 1 << 20,
+    ) -> None:
+        if not signers:
+            raise IdentityError("at least one signer is needed")
+        self._write = write
+        self._signers = signers
+        self._when = when
+        self._hashers: dict[str, hashlib._Hash] = {s.digest: hashlib.new(s.digest) for s in signers}
+        self._updaters = [h.update for h in self._hashers.values()]
+        self._buffer: list[bytes] | None = []
+        self._buffered = 0
+        self._der_limit = der_limit
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        for u in self._updaters:
+            u(data)
+        if self._buffer is not None:
+            self._buffer.append(data)
+            self._buffered += len(data)
+            if self._buffered <= self._der_limit:
+                return
+            pending = b"".join(self._buffer)
+            self._buffer = None
+            head = self._head()
+            self._write(head + der.tlv(0x04, pending))
+            return
+        self._write(der.tlv(0x04, data))
+
+    def _head(self) -> bytes:
+        if len(self._signers) == 1:
+            head, _ = self._signers[0].single_frame()
+        else:
+            version = 3 if any(s.version == 3 for s in self._signers) else 1
+            head = der.integer(version) + der.set_of({s.digest_der for s in self._signers})
+        return (
+            b"\x30\x80"
+            + der.oid(O.ID_SIGNED_DATA)
+            + b"\xa0\x80\x30\x80"
+            + head
+            + b"\x30\x80"
+            + der.oid(O.ID_DATA)
+            + b"\xa0\x80\x24\x80"
+        )
+
+    def close(self) -> None:
+        digests = {name: h.digest() for name, h in self._hashers.items()}
+        if self._buffer is not None:
+            content = b"".join(self._buffer)
+            prefix, suffix = encode_signed_data(
+                self._signers, digests, when=self._when, content_length=len(content)
+            )
+            self._write(prefix + content + suffix)
+            return
+        detached, _ = encode_signed_data(self._signers, digests, when=self._when)
+        # reuse the detached encoding for the certificates and SignerInfos that follow
+        tail = _after_encap(detached)
+        # end of the OCTET STRING, [0] and EncapsulatedContentInfo, then certs + SignerInfos,
+        # then the end of SignedData, [0] and ContentInfo
+        self._write(b"\x00\x00" * 3 + tail + b"\x00\x00" * 3)
+
+
+def _after_encap(detached: bytes) -> bytes:
+    """The certificates and SignerInfos of a DER ContentInfo(SignedData) we just encoded."""
+    from mailseal.cms import fastder as F
+
+    _, cs, ce = F.tlv(detached, 0, len(detached))
+    kids = F.children(detached, cs, ce)
+    _, sd_cs, sd_ce = F.tlv(detached, kids[1][2], kids[1][3])
+    sd = F.children(detached, sd_cs, sd_ce)
+    # version, digestAlgorithms, encapContentInfo, then the rest
+    return detached[sd[3][1] : sd_ce]

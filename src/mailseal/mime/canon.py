@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO
@@ -23,7 +25,7 @@ from mailseal.mime.reader import CHUNK, HeaderField, PartReader, Reader, read_he
 
 __all__ = ["Canonicalizer", "NeedsSafePass", "crlf_chunks", "reader_over"]
 
-Emit = Callable[[bytes], None]
+Emit = Callable[[bytes], object]
 _SPOOL_MEMORY = 4 << 20
 _MAX_LINE = 998  # RFC 5322 §2.1.1
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
@@ -193,9 +195,21 @@ class _B64Encoder:
 def b64_lines(data: bytes) -> bytes:
     """Base64 in 76-character lines, each ending in CRLF (RFC 2045 §6.8)."""
     enc = binascii.b2a_base64(data, newline=False)
-    if len(enc) <= 76:
+    n = len(enc)
+    if n <= 76:
         return enc + b"\r\n"
-    return b"\r\n".join([enc[i : i + 76] for i in range(0, len(enc), 76)]) + b"\r\n"
+    full = n // 76
+    # struct cuts the text into 76-byte lines in one C call
+    lines = list(_line_splitter(full).unpack_from(enc))
+    if n % 76:
+        lines.append(enc[full * 76 :])
+    lines.append(b"")
+    return b"\r\n".join(lines)
+
+
+@functools.lru_cache(maxsize=64)
+def _line_splitter(count: int) -> struct.Struct:
+    return struct.Struct("76s" * count)
 
 
 class _QPEncoder:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import secrets
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from mailseal.cms.algorithms import DIGESTS
-from mailseal.cms.signed import PreparedSigner, encode_signed_data
+from mailseal.cms.signed import OpaqueSignedWriter, PreparedSigner, encode_signed_data
 from mailseal.errors import InputError
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime.canon import Canonicalizer, NeedsSafePass, _B64Encoder, b64_lines
-from mailseal.mime.reader import CHUNK, HeaderField, Reader, read_header_block
+from mailseal.mime.reader import HeaderField, Reader, read_header_block
 
 __all__ = ["sign_stream", "split_message_headers"]
 
@@ -161,40 +160,30 @@ def sign_stream(
         )
         return
 
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
+    out(
+        head
+        + b"Content-Type: application/pkcs7-mime; smime-type=signed-data;"
+        + b' name="smime.p7m"\r\n'
+        + b"Content-Transfer-Encoding: base64\r\n"
+        + b'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n'
+    )
+    body_mark = sink.tell() if _seekable(sink) else None
+    writers: list[tuple[OpaqueSignedWriter, _B64Encoder]] = []
 
-        def spool_emitter() -> Callable[[bytes], None]:
-            updaters = new_hashers()
-
-            def emit(data: bytes) -> None:
-                for u in updaters:
-                    u(data)
-                spool.write(data)
-
-            return emit
-
-        def rewind_spool() -> None:
-            spool.seek(0)
-            spool.truncate()
-
-        _canonicalize(src, first, spool_emitter, rewind_spool, limits)
-        length = spool.tell()
-        spool.seek(0)
-        digests = {name: h.digest() for name, h in hashers.items()}
-        prefix, suffix = encode_signed_data(signers, digests, when=when, content_length=length)
-        out(
-            head
-            + b"Content-Type: application/pkcs7-mime; smime-type=signed-data;"
-            + b' name="smime.p7m"\r\n'
-            + b"Content-Transfer-Encoding: base64\r\n"
-            + b'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n'
-        )
+    def opaque_emitter() -> Callable[[bytes], None]:
         enc = _B64Encoder(out)
-        enc.write(prefix)
-        while True:
-            chunk = spool.read(CHUNK)
-            if not chunk:
-                break
-            enc.write(chunk)
-        enc.write(suffix)
-        enc.close()
+        writer = OpaqueSignedWriter(enc.write, signers, when=when)
+        writers[:] = [(writer, enc)]
+        return writer.write
+
+    def rewind_body() -> None:
+        assert body_mark is not None
+        sink.seek(body_mark)
+        sink.truncate()
+
+    _canonicalize(
+        src, first, opaque_emitter, rewind_body if body_mark is not None else None, limits
+    )
+    writer, enc = writers[0]
+    writer.close()
+    enc.close()

@@ -17,7 +17,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-__all__ = ["Problem", "SignerVerdict", "Status", "VerifyResult"]
+__all__ = [
+    "EncryptionReport",
+    "Layer",
+    "OpenResult",
+    "Problem",
+    "SignerVerdict",
+    "Status",
+    "VerifyResult",
+]
 
 
 class Status(StrEnum):
@@ -36,6 +44,7 @@ class Status(StrEnum):
     ADDRESS_MISMATCH = "address-mismatch"  # no signer address matches the From header
     REVOCATION_UNKNOWN = "revocation-unknown"
     UNSIGNED = "unsigned"  # a message without any signature
+    PARTIAL = "partially-protected"  # S/MIME parts inside an unprotected wrapper
 
 
 _SEVERITY = {s: i for i, s in enumerate(Status)}
@@ -178,4 +187,104 @@ class VerifyResult:
             "signers": [s.to_json() for s in self.signers],
             "certificates": [_cert_json(c) for c in self.certificates],
             "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionReport:
+    """What ``encrypt``/``seal`` chose: the content cipher and, per recipient, the key
+    transport or agreement used."""
+
+    cipher: str
+    smime_type: str
+    recipients: tuple[tuple[str, str], ...]  # (who, how)
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cipher": self.cipher,
+            "smime_type": self.smime_type,
+            "recipients": [{"recipient": w, "key_management": h} for w, h in self.recipients],
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One S/MIME layer peeled by ``open``, outermost first.
+
+    ``kind`` is ``encrypted``, ``signed``, ``compressed`` or ``unprotected`` (a non-S/MIME
+    wrapper whose parts are only partly protected). ``status`` is ``valid`` for a layer that
+    did its job; for ``signed`` it is the signature verdict.
+    """
+
+    kind: str
+    status: Status
+    summary: str
+    authenticated: bool | None = None  # encrypted layers: AEAD (GCM) or not (CBC)
+    cipher: str | None = None
+    recipients: tuple[str, ...] = ()
+    opened_by: str | None = None
+    verification: VerifyResult | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "status": self.status.value,
+            "summary": self.summary,
+            "notes": list(self.notes),
+        }
+        if self.kind == "encrypted":
+            out.update(
+                authenticated=self.authenticated,
+                cipher=self.cipher,
+                recipients=list(self.recipients),
+                opened_by=self.opened_by,
+            )
+        if self.verification is not None:
+            out["signature"] = self.verification.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class OpenResult:
+    """The verdict on a message peeled by ``open``: one :class:`Layer` per S/MIME layer."""
+
+    status: Status
+    layers: tuple[Layer, ...]
+    content: bytes | None
+    #: the outermost message's transport headers (From, To, Subject, ...), CRLF-terminated
+    transport_headers: bytes = b""
+
+    @property
+    def valid(self) -> bool:
+        return self.status is Status.VALID
+
+    @property
+    def signed(self) -> bool:
+        """A valid signature covers the whole content (no unprotected wrapper above it)."""
+        return any(
+            layer.kind == "signed" and layer.status is Status.VALID for layer in self.layers
+        ) and not any(layer.kind == "unprotected" for layer in self.layers)
+
+    @property
+    def encrypted(self) -> bool:
+        return any(layer.kind == "encrypted" for layer in self.layers)
+
+    @property
+    def authenticated(self) -> bool:
+        """The content was integrity-protected: AEAD encryption or a valid signature."""
+        return self.signed or any(
+            layer.kind == "encrypted" and layer.authenticated for layer in self.layers
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "valid": self.valid,
+            "signed": self.signed,
+            "encrypted": self.encrypted,
+            "authenticated": self.authenticated,
+            "layers": [layer.to_json() for layer in self.layers],
         }

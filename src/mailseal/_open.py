@@ -1,0 +1,522 @@
+"""The everyday operations behind ``mailseal.encrypt``, ``decrypt``, ``seal`` and ``open``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, BinaryIO, cast
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x448, x25519
+
+from mailseal._engine import _prepare, verify_stream
+from mailseal.asn1 import oids as O
+from mailseal.cms.content import CIPHERS, ContentCipher
+from mailseal.cms.enveloped import EnvelopeInfo, EnvelopeRecipient, describe_recipient
+from mailseal.cms.recipients import KeyTransportChoice
+from mailseal.cms.signed import PreparedSigner
+from mailseal.errors import DecryptionError, IdentityError, LimitExceeded, NotSMIME, UsageError
+from mailseal.keys.base import Decrypter, HashName
+from mailseal.keys.identity import Identity
+from mailseal.limits import DEFAULT_LIMITS, Limits
+from mailseal.mime import envelope as E
+from mailseal.mime import headers as H
+from mailseal.mime.reader import CHUNK, PartReader, Reader, read_header_block
+from mailseal.mime.sign import sign_stream as _sign_stream
+from mailseal.mime.sign import split_message_headers
+from mailseal.mime.verify import _ensure_seekable
+from mailseal.validation.trust import Trust, _purpose_problems, certificate_addresses
+from mailseal.validation.verdict import (
+    EncryptionReport,
+    Layer,
+    OpenResult,
+    Status,
+    name_of,
+    worst,
+)
+
+__all__ = [
+    "Recipient",
+    "check_recipient",
+    "choose_algorithms",
+    "decrypt",
+    "decrypt_stream",
+    "encrypt",
+    "encrypt_stream",
+    "open_message",
+    "open_stream",
+    "seal",
+    "seal_stream",
+]
+
+#: Content ciphers in order of preference (RFC 8551 §2.7: AES-256-GCM preferred, AES-128-CBC
+#: the baseline everyone reads).
+_PREFERENCE = ("aes-256-gcm", "aes-128-gcm", "aes-256-cbc", "aes-192-cbc", "aes-128-cbc")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A recipient certificate and, when known, the SMIMECapabilities it announced."""
+
+    certificate: x509.Certificate
+    capabilities: tuple[str, ...] | None = None
+
+
+def _who(cert: x509.Certificate) -> str:
+    addrs = certificate_addresses(cert)
+    return addrs[0] if addrs else name_of(cert)
+
+
+def check_recipient(cert: x509.Certificate, *, at: _dt.datetime | None = None) -> None:
+    """Refuse a certificate that cannot be used to encrypt to (dates, key usage, purpose)."""
+    who = _who(cert)
+    now = at or _dt.datetime.now(_dt.UTC)
+    try:
+        if now < cert.not_valid_before_utc:
+            raise IdentityError(f"cannot encrypt to {who}: the certificate is not valid yet")
+        if now > cert.not_valid_after_utc:
+            raise IdentityError(
+                f"cannot encrypt to {who}: the certificate expired on "
+                f"{cert.not_valid_after_utc.date().isoformat()}"
+            )
+        pub = cert.public_key()
+    except IdentityError:
+        raise
+    except Exception as exc:
+        raise IdentityError(
+            f"cannot encrypt to {who}: the certificate is unusable ({exc})"
+        ) from None
+    problems = [p.message for p in _purpose_problems(cert, "encrypt", allow_any_eku=False)]
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        ku = None
+    except Exception:
+        ku = None
+    if ku is not None:
+        if isinstance(pub, rsa.RSAPublicKey) and not ku.key_encipherment:
+            problems.append("an RSA key needs keyEncipherment in its key usage")
+        if (
+            isinstance(pub, ec.EllipticCurvePublicKey | x25519.X25519PublicKey | x448.X448PublicKey)
+            and not ku.key_agreement
+        ):
+            problems.append("an EC key needs keyAgreement in its key usage")
+    if not isinstance(
+        pub,
+        rsa.RSAPublicKey | ec.EllipticCurvePublicKey | x25519.X25519PublicKey | x448.X448PublicKey,
+    ):
+        problems.append(f"its {type(pub).__name__} key cannot receive encrypted mail")
+    if problems:
+        raise IdentityError(f"cannot encrypt to {who}: " + "; ".join(dict.fromkeys(problems)))
+
+
+def choose_algorithms(
+    recipients: Sequence[Recipient],
+    *,
+    cipher: str | None = None,
+    key_transport: KeyTransportChoice | None = None,
+    compatible: bool = False,
+    use_ski: bool = False,
+) -> tuple[ContentCipher, list[EnvelopeRecipient], EncryptionReport]:
+    """Pick the content cipher and each recipient's key transport (RFC 8551 §2.7.1).
+
+    An explicit choice wins; ``compatible`` gives AES-256-CBC with RSA PKCS#1 v1.5 for old
+    clients; otherwise the strongest cipher every recipient announced (recipients whose
+    capabilities are unknown take the default, AES-256-GCM with RSAES-OAEP).
+    """
+    if cipher is not None:
+        if cipher not in CIPHERS:
+            raise UsageError(f"unknown cipher {cipher!r}; choose one of {', '.join(_PREFERENCE)}")
+        chosen = CIPHERS[cipher]
+        reason = "chosen by the caller"
+    elif compatible:
+        chosen = CIPHERS["aes-256-cbc"]
+        reason = "compatible mode for older clients"
+    else:
+        known = [set(r.capabilities) for r in recipients if r.capabilities is not None]
+        chosen = CIPHERS[_PREFERENCE[0]]
+        reason = "the default (no recipient announced its capabilities)"
+        if known:
+            for name in _PREFERENCE:
+                if all(CIPHERS[name].oid in caps for caps in known):
+                    chosen = CIPHERS[name]
+                    reason = "the strongest cipher every recipient announced"
+                    break
+            else:
+                chosen = CIPHERS["aes-128-cbc"]
+                reason = "no cipher in common: AES-128-CBC, which every S/MIME client reads"
+    env: list[EnvelopeRecipient] = []
+    report: list[tuple[str, str]] = []
+    for r in recipients:
+        pub = r.certificate.public_key()
+        if isinstance(pub, rsa.RSAPublicKey):
+            if key_transport is not None:
+                kt: KeyTransportChoice = key_transport
+            elif compatible or (r.capabilities is not None and O.RSAES_OAEP not in r.capabilities):
+                kt = "pkcs1v15"
+            else:
+                kt = "oaep"
+            how = "RSAES-OAEP (SHA-256)" if kt == "oaep" else "RSAES-PKCS1-v1_5"
+        else:
+            kt = "oaep"
+            how = (
+                "ECDH key agreement"
+                if isinstance(pub, ec.EllipticCurvePublicKey)
+                else "X25519/X448 key agreement"
+            )
+        env.append(EnvelopeRecipient(r.certificate, kt, use_ski))
+        report.append((_who(r.certificate), how))
+    smime_type = "authEnveloped-data" if chosen.aead else "enveloped-data"
+    return chosen, env, EncryptionReport(chosen.name, smime_type, tuple(report), reason)
+
+
+def _recipients(
+    recipients: Sequence[x509.Certificate | Recipient],
+    sender: x509.Certificate | None,
+) -> list[Recipient]:
+    out: list[Recipient] = []
+    seen: set[bytes] = set()
+    for r in [*recipients, *([sender] if sender is not None else [])]:
+        rec = r if isinstance(r, Recipient) else Recipient(r)
+        fp = rec.certificate.fingerprint(hashes.SHA256())
+        if fp in seen:
+            continue
+        seen.add(fp)
+        out.append(rec)
+    if not out:
+        raise UsageError("at least one recipient is needed")
+    return out
+
+
+def encrypt_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    recipients: Sequence[x509.Certificate | Recipient],
+    *,
+    sender: x509.Certificate | None = None,
+    cipher: str | None = None,
+    key_transport: KeyTransportChoice | None = None,
+    compatible: bool = False,
+    ski: bool = False,
+    at: _dt.datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> EncryptionReport:
+    """Encrypt the message in ``source`` to ``recipients`` (and ``sender``, so the sender can
+    read the sent copy). Every certificate is checked first; returns what was chosen."""
+    recs = _recipients(recipients, sender)
+    for r in recs:
+        check_recipient(r.certificate, at=at)
+    chosen, env, report = choose_algorithms(
+        recs, cipher=cipher, key_transport=key_transport, compatible=compatible, use_ski=ski
+    )
+    E.encrypt_stream(source, sink, env, chosen, limits=limits)
+    return report
+
+
+def encrypt(
+    message: bytes,
+    recipients: Sequence[x509.Certificate | Recipient],
+    **options: object,
+) -> bytes:
+    """Encrypt a message held in memory. Options as for :func:`encrypt_stream`."""
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(message), out, recipients, **options)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def _decrypters(identities: Sequence[Identity]) -> list[tuple[x509.Certificate, Decrypter]]:
+    out = []
+    for ident in identities:
+        if not isinstance(ident.key, Decrypter):
+            raise IdentityError("this key cannot decrypt")
+        out.append((ident.certificate, cast(Decrypter, ident.key)))
+        if ident.encryption_certificate is not None:
+            out.append((ident.encryption_certificate, cast(Decrypter, ident.key)))
+    if not out:
+        raise UsageError("give at least one identity (certificate and key) to decrypt with")
+    return out
+
+
+def _encrypted_layer(
+    info: EnvelopeInfo, identities: Sequence[tuple[x509.Certificate, Decrypter]]
+) -> Layer:
+    recipients = tuple(describe_recipient(rid) for r in info.recipients for rid in r.rids)
+    opener = _who(identities[info.opened_by][0])
+    if info.authenticated:
+        summary = f"encrypted with {info.cipher} (authenticated), opened with the key of {opener}"
+        notes: tuple[str, ...] = ()
+    else:
+        summary = (
+            f"encrypted with {info.cipher}, opened with the key of {opener}; "
+            "the encryption does not protect integrity (CBC)"
+        )
+        notes = (
+            "CBC content can be altered without detection (EFAIL); trust it only under a valid "
+            "signature",
+        )
+    return Layer(
+        kind="encrypted",
+        status=Status.VALID,
+        summary=summary,
+        authenticated=info.authenticated,
+        cipher=info.cipher,
+        recipients=recipients,
+        opened_by=opener,
+        notes=notes,
+    )
+
+
+def _refuse_unauthenticated(info: EnvelopeInfo) -> None:
+    raise DecryptionError(
+        f"the message is encrypted with {info.cipher}, which does not protect integrity, and "
+        "authenticated encryption was required"
+    )
+
+
+def decrypt_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    identities: Sequence[Identity],
+    *,
+    require_authenticated: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> OpenResult:
+    """Decrypt one encryption layer; the decrypted entity goes to ``sink``."""
+    ids = _decrypters(identities)
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+        info, headers = E.decrypt_stream(source, cast(BinaryIO, spool), ids, limits=limits)
+        if require_authenticated and not info.authenticated:
+            _refuse_unauthenticated(info)
+        spool.seek(0)
+        _copy(spool, sink)
+    layer = _encrypted_layer(info, ids)
+    return OpenResult(Status.VALID, (layer,), None, _transport(headers))
+
+
+def decrypt(message: bytes, identities: Sequence[Identity], **options: object) -> OpenResult:
+    out = io.BytesIO()
+    res = decrypt_stream(io.BytesIO(message), out, identities, **options)  # type: ignore[arg-type]
+    return OpenResult(res.status, res.layers, out.getvalue(), res.transport_headers)
+
+
+def _transport(fields: Sequence[object]) -> bytes:
+    from mailseal.mime.reader import HeaderField
+
+    hf = [f for f in fields if isinstance(f, HeaderField)]
+    outer, _ = split_message_headers(hf)
+    return b"".join(f.canonical() for f in outer)
+
+
+def _copy(src: IO[bytes], dst: BinaryIO) -> None:
+    while True:
+        chunk = src.read(CHUNK)
+        if not chunk:
+            return
+        dst.write(chunk)
+
+
+def seal_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
+    recipients: Sequence[x509.Certificate | Recipient],
+    *,
+    include_self: bool = True,
+    opaque: bool = False,
+    digest: HashName | None = None,
+    pss: bool = False,
+    cipher: str | None = None,
+    key_transport: KeyTransportChoice | None = None,
+    compatible: bool = False,
+    ski: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> EncryptionReport:
+    """Sign, then encrypt (RFC 8551 §3.7): what a mail client sends.
+
+    The signer's encryption certificate (or, failing that, a signing certificate that can
+    also encrypt) is added as a recipient unless ``include_self=False``.
+    """
+    prepared = _prepare(signers, digest, pss, ski)
+    sender: x509.Certificate | None = None
+    if include_self:
+        ident = prepared[0].identity
+        for cand in (ident.encryption_certificate, ident.certificate):
+            if cand is None:
+                continue
+            try:
+                check_recipient(cand)
+            except IdentityError:
+                continue
+            sender = cand
+            break
+    recs = _recipients(recipients, sender)
+    for rec in recs:
+        check_recipient(rec.certificate)
+    chosen, env, report = choose_algorithms(
+        recs, cipher=cipher, key_transport=key_transport, compatible=compatible, use_ski=ski
+    )
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+        _sign_stream(source, cast(BinaryIO, spool), prepared, opaque=opaque, limits=limits)
+        spool.seek(0)
+        # the transport headers stay outside both layers; the signed entity is encrypted as
+        # it is, byte for byte
+        E.encrypt_stream(cast(BinaryIO, spool), sink, env, chosen, limits=limits, raw=True)
+    return report
+
+
+def seal(
+    message: bytes,
+    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
+    recipients: Sequence[x509.Certificate | Recipient],
+    **options: object,
+) -> bytes:
+    out = io.BytesIO()
+    seal_stream(io.BytesIO(message), out, signers, recipients, **options)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def _partial_layer(r: Reader, ct: H.ContentType, limits: Limits) -> Layer | None:
+    """A multipart that is not S/MIME itself: does it hold S/MIME parts?"""
+    boundary = ct.boundary()
+    pre = PartReader(r, boundary, at_line_start=True)
+    for _ in pre.chunks():
+        pass
+    closing = pre.closing or not pre.found
+    protected: list[str] = []
+    count = 0
+    while not closing and count < limits.max_parts:
+        count += 1
+        part = PartReader(r, boundary)
+        sub = _reader_over(part)
+        fields, _ = read_header_block(sub, limits)
+        pct = H.content_type(fields)
+        if pct.value == "multipart/signed":
+            protected.append("signed")
+        elif pct.value in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+            protected.append((pct.param("smime-type") or "pkcs7-mime").lower())
+        while sub.read():
+            pass
+        closing = part.closing or not part.found
+    if not protected:
+        return None
+    return Layer(
+        kind="unprotected",
+        status=Status.PARTIAL,
+        summary=(
+            f"a {ct.value} wrapper that is not itself signed or encrypted holds {len(protected)} "
+            f"S/MIME part(s) ({', '.join(protected)}) among {count}: they protect only part of "
+            "what is displayed"
+        ),
+    )
+
+
+def _reader_over(part: PartReader) -> Reader:
+    from mailseal.mime.canon import reader_over
+
+    return reader_over(part)
+
+
+def open_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    identities: Sequence[Identity] = (),
+    *,
+    trust: Trust | Sequence[x509.Certificate] | None = None,
+    certificates: Sequence[x509.Certificate] = (),
+    require_authenticated: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> OpenResult:
+    """Peel every S/MIME layer (encrypted, signed, compressed, in any order and nesting) and
+    write the innermost content to ``sink``, with one :class:`Layer` verdict per layer."""
+    ids = _decrypters(identities) if identities else []
+    t = trust if isinstance(trust, Trust) else Trust(tuple(trust or ()))
+    current: BinaryIO = _ensure_seekable(source)
+    layers: list[Layer] = []
+    spools: list[IO[bytes]] = []
+    transport = b""
+    from_addresses: tuple[str, ...] = ()
+    try:
+        for depth in range(limits.max_layers + 1):
+            pos = current.tell()
+            r = Reader.from_stream(current)
+            top = E.classify(r, limits)
+            if depth == 0:
+                transport = _transport(top.headers)
+                from_addresses = H.addresses(list(top.headers), "from")
+            if top.kind is None:
+                ct = H.content_type(list(top.headers))
+                if ct.maintype == "multipart":
+                    partial = _partial_layer(r, ct, limits)
+                    if partial is not None:
+                        layers.append(partial)
+                break
+            if depth == limits.max_layers:
+                raise LimitExceeded(f"more than {limits.max_layers} S/MIME layers")
+            nxt = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - closed below
+            spools.append(nxt)
+            if top.kind in ("enveloped-data", "authEnveloped-data"):
+                if not ids:
+                    raise UsageError("the message is encrypted: give an identity to decrypt with")
+                from mailseal.cms.enveloped import open_envelope
+
+                assert top.read is not None
+                info = open_envelope(top.read, ids, nxt.write, limits=limits)
+                if require_authenticated and not info.authenticated:
+                    _refuse_unauthenticated(info)
+                layers.append(_encrypted_layer(info, ids))
+            elif top.kind == "compressed-data":
+                from mailseal.cms.compressed import decompress_stream
+
+                assert top.read is not None
+                size = decompress_stream(top.read, nxt.write, limits=limits)
+                layers.append(
+                    Layer(
+                        kind="compressed", status=Status.VALID, summary=f"compressed ({size} bytes)"
+                    )
+                )
+            else:
+                current.seek(pos)
+                result = verify_stream(
+                    current,
+                    cast(BinaryIO, nxt),
+                    trust=t,
+                    certificates=certificates,
+                    limits=limits,
+                    from_addresses=from_addresses,
+                )
+                who = ", ".join(
+                    s.addresses[0] if s.addresses else s.signer_id for s in result.signers
+                )
+                summary = (
+                    f"signed by {who}: {result.status.value}"
+                    if result.signers
+                    else "signed-data without signers"
+                )
+                layers.append(
+                    Layer(kind="signed", status=result.status, summary=summary, verification=result)
+                )
+            nxt.seek(0)
+            current = cast(BinaryIO, nxt)
+        else:  # pragma: no cover - the loop always breaks or raises
+            pass
+        if not layers:
+            raise NotSMIME("the message has no S/MIME layer (not signed, encrypted or compressed)")
+        current.seek(pos)
+        _copy(cast(IO[bytes], current), sink)
+    finally:
+        for s in spools:
+            s.close()
+    status = worst([layer.status for layer in layers])
+    return OpenResult(status, tuple(layers), None, transport)
+
+
+def open_message(
+    message: bytes, identities: Sequence[Identity] = (), **options: object
+) -> OpenResult:
+    out = io.BytesIO()
+    res = open_stream(io.BytesIO(message), out, identities, **options)  # type: ignore[arg-type]
+    return OpenResult(res.status, res.layers, out.getvalue(), res.transport_headers)

@@ -1,0 +1,253 @@
+"""S/MIME encryption, decryption and compression over MIME (RFC 8551 §3.3, §3.6).
+
+``encrypt_stream`` canonicalises the entity (transport headers stay outside, as for signing)
+and writes ``application/pkcs7-mime; smime-type=enveloped-data`` (AES-CBC) or
+``smime-type=authEnveloped-data`` (AES-GCM). ``decrypt_stream`` and ``decompress_stream`` read
+any of the forms clients send: pkcs7-mime, x-pkcs7-mime, octet-stream named ``*.p7m``/``*.p7z``,
+or raw DER.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
+
+from cryptography import x509
+
+from mailseal.cms.compressed import CompressWriter
+from mailseal.cms.compressed import decompress_stream as _decompress
+from mailseal.cms.content import ContentCipher
+from mailseal.cms.enveloped import EnvelopeInfo, EnvelopeRecipient, EnvelopeWriter, open_envelope
+from mailseal.errors import InputError, NotSMIME
+from mailseal.keys.base import Decrypter
+from mailseal.limits import DEFAULT_LIMITS, Limits
+from mailseal.mime import headers as H
+from mailseal.mime.canon import _B64Encoder
+from mailseal.mime.reader import HeaderField, Reader, read_header_block
+from mailseal.mime.sign import _canonicalize, _seekable, split_message_headers
+from mailseal.mime.verify import _B64Reader, _looks_like_der_cms, _name_param
+
+__all__ = [
+    "SMimeKind",
+    "classify",
+    "compress_stream",
+    "decompress_stream",
+    "decrypt_stream",
+    "encrypt_stream",
+]
+
+SMimeKind = Literal[
+    "enveloped-data", "authEnveloped-data", "signed-data", "compressed-data", "multipart-signed"
+]
+_MIME_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+
+
+def _pkcs7_headers(outer: list[HeaderField], smime_type: str, name: str, description: str) -> bytes:
+    return (
+        b"".join(f.canonical() for f in outer)
+        + b"MIME-Version: 1.0\r\n"
+        + f"Content-Type: application/pkcs7-mime; smime-type={smime_type};"
+        f' name="{name}"\r\n'.encode()
+        + b"Content-Transfer-Encoding: base64\r\n"
+        + f'Content-Disposition: attachment; filename="{name}"\r\n'.encode()
+        + f"Content-Description: {description}\r\n\r\n".encode()
+    )
+
+
+def _start(
+    source: BinaryIO, limits: Limits
+) -> tuple[Reader, list[HeaderField], list[HeaderField], int | None]:
+    start = source.tell() if _seekable(source) else None
+    r = Reader.from_stream(source)
+    if not r.peek(1):
+        raise InputError("the input is empty")
+    fields, _sep = read_header_block(r, limits)
+    outer, inner = split_message_headers(fields)
+    return r, outer, inner, start
+
+
+def encrypt_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    recipients: Sequence[EnvelopeRecipient],
+    cipher: ContentCipher,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    raw: bool = False,
+) -> None:
+    """Encrypt the message or entity in ``source`` to ``recipients``; write S/MIME to ``sink``.
+
+    ``raw=True`` encrypts the entity below the transport headers exactly as it is (for content
+    that is already canonical, such as a signed message) instead of canonicalising it.
+    """
+    r, outer, inner, start = _start(source, limits)
+    smime_type = "authEnveloped-data" if cipher.aead else "enveloped-data"
+    sink.write(_pkcs7_headers(outer, smime_type, "smime.p7m", "S/MIME Encrypted Message"))
+    mark = sink.tell() if _seekable(sink) else None
+    state: dict[str, tuple[EnvelopeWriter, _B64Encoder]] = {}
+
+    def factory() -> Callable[[bytes], None]:
+        b64 = _B64Encoder(sink.write)
+        writer = EnvelopeWriter(b64.write, cipher, recipients)
+        state["w"] = (writer, b64)
+        return writer.write
+
+    def rewind() -> None:
+        assert mark is not None
+        sink.seek(mark)
+        sink.truncate()
+
+    if raw:
+        emit = factory()
+        emit(b"".join(f.canonical() for f in inner) + b"\r\n")
+        while True:
+            chunk = r.read()
+            if not chunk:
+                break
+            emit(chunk)
+    else:
+        _canonicalize(
+            source, (r, inner, start), factory, rewind if mark is not None else None, limits
+        )
+    writer, b64 = state["w"]
+    writer.close()
+    b64.close()
+
+
+def compress_stream(source: BinaryIO, sink: BinaryIO, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Compress the message or entity (RFC 3274, ``smime-type=compressed-data``)."""
+    r, outer, inner, start = _start(source, limits)
+    sink.write(_pkcs7_headers(outer, "compressed-data", "smime.p7z", "S/MIME Compressed Message"))
+    mark = sink.tell() if _seekable(sink) else None
+    state: dict[str, tuple[CompressWriter, _B64Encoder]] = {}
+
+    def factory() -> Callable[[bytes], None]:
+        b64 = _B64Encoder(sink.write)
+        writer = CompressWriter(b64.write)
+        state["w"] = (writer, b64)
+        return writer.write
+
+    def rewind() -> None:
+        assert mark is not None
+        sink.seek(mark)
+        sink.truncate()
+
+    _canonicalize(source, (r, inner, start), factory, rewind if mark is not None else None, limits)
+    writer, b64 = state["w"]
+    writer.close()
+    b64.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """The S/MIME layer at the top of a message, with a reader positioned at its body."""
+
+    kind: SMimeKind | None
+    headers: tuple[HeaderField, ...]
+    content_type: str
+    read: Callable[[int], bytes] | None  # the DER of a pkcs7-mime body or raw input
+
+
+def classify(r: Reader, limits: Limits = DEFAULT_LIMITS) -> Classified:
+    """Look at the top of a message: which S/MIME layer (if any) is it?"""
+    head = r.peek(64)
+    if not head:
+        raise InputError("the input is empty")
+    if _looks_like_der_cms(head):
+        return Classified(_der_kind(head), (), "application/pkcs7-mime", r.read)
+    fields, _sep = read_header_block(r, limits)
+    if not fields:
+        raise NotSMIME("the input is not a MIME message (no header fields)")
+    ct = H.content_type(fields)
+    if ct.value == "multipart/signed":
+        return Classified("multipart-signed", tuple(fields), ct.value, None)
+    name = _name_param(fields, ct)
+    if ct.value in _MIME_TYPES or (
+        ct.value == "application/octet-stream" and name.endswith((".p7m", ".p7z"))
+    ):
+        smime_type = (ct.param("smime-type") or "").lower()
+        cte = H.transfer_encoding(fields)
+        read = _B64Reader(r).read if cte == "base64" else r.read
+        kinds: dict[str, SMimeKind] = {
+            "enveloped-data": "enveloped-data",
+            "authenveloped-data": "authEnveloped-data",
+            "signed-data": "signed-data",
+            "compressed-data": "compressed-data",
+        }
+        if smime_type in kinds:
+            return Classified(kinds[smime_type], tuple(fields), ct.value, read)
+        # no (or an unknown) smime-type: the CMS content type decides
+        peek = _Peek(read)
+        return Classified(_der_kind(peek.peek(64)), tuple(fields), ct.value, peek.read)
+    return Classified(None, tuple(fields), ct.value, None)
+
+
+class _Peek:
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self._buf = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            more = self._read(n - len(self._buf))
+            if not more:
+                break
+            self._buf += more
+        return self._buf[:n]
+
+    def read(self, n: int) -> bytes:
+        if self._buf:
+            out, self._buf = self._buf[:n], self._buf[n:]
+            return out
+        return self._read(n)
+
+
+def _der_kind(head: bytes) -> SMimeKind | None:
+    from mailseal.asn1 import der
+    from mailseal.asn1 import oids as O
+
+    table: list[tuple[str, SMimeKind]] = [
+        (O.ID_SIGNED_DATA, "signed-data"),
+        (O.ID_ENVELOPED_DATA, "enveloped-data"),
+        (O.ID_CT_AUTH_ENVELOPED_DATA, "authEnveloped-data"),
+        (O.ID_CT_COMPRESSED_DATA, "compressed-data"),
+    ]
+    for oid, kind in table:
+        if der.oid(oid) in head[:24]:
+            return kind
+    return None
+
+
+def decrypt_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    identities: Sequence[tuple[x509.Certificate, Decrypter]],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[EnvelopeInfo, tuple[HeaderField, ...]]:
+    """Decrypt an encrypted message; the decrypted MIME entity goes to ``sink``.
+
+    Returns what was learnt and the message's (outer) header fields.
+    """
+    r = Reader.from_stream(source)
+    top = classify(r, limits)
+    if top.kind not in ("enveloped-data", "authEnveloped-data") or top.read is None:
+        raise NotSMIME(
+            "the message is not encrypted"
+            + (f" (it is S/MIME {top.kind})" if top.kind else f" (its type is {top.content_type})")
+        )
+    info = open_envelope(top.read, identities, sink.write, limits=limits)
+    return info, top.headers
+
+
+def decompress_stream(
+    source: BinaryIO, sink: BinaryIO, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[int, tuple[HeaderField, ...]]:
+    """Decompress a compressed-data message; returns the size and the outer header fields."""
+    r = Reader.from_stream(source)
+    top = classify(r, limits)
+    if top.kind != "compressed-data" or top.read is None:
+        raise NotSMIME("the message is not S/MIME compressed-data")
+    size = _decompress(top.read, sink.write, limits=limits)
+    return size, top.headers
