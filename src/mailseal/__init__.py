@@ -25,6 +25,7 @@ from mailseal._open import (
     encrypt_stream,
     open_message,
     open_stream,
+    recipient_from_signed,
     seal,
     seal_stream,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "load_pkcs12",
     "open_message",
     "open_stream",
+    "recipient_from_signed",
     "seal",
     "seal_stream",
     "sign",

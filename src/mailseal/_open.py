@@ -49,6 +49,7 @@ __all__ = [
     "encrypt_stream",
     "open_message",
     "open_stream",
+    "recipient_from_signed",
     "seal",
     "seal_stream",
 ]
@@ -64,6 +65,41 @@ class Recipient:
 
     certificate: x509.Certificate
     capabilities: tuple[str, ...] | None = None
+
+
+def recipient_from_signed(message: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Recipient:
+    """Harvest a recipient from a signed message they sent: the certificate their
+    SMIMEEncryptionKeyPreference names (when it is carried), else their signing certificate,
+    with the SMIMECapabilities they announced. The signature must be intact; whether the
+    certificate can be used is checked when encrypting."""
+    from mailseal.cms.inspect import check_signature, find_signer_certificate
+    from mailseal.mime.verify import read_signed
+
+    msg = read_signed(io.BytesIO(message), None, limits=limits)
+    sd = msg.signed_data
+    for si in sd.signer_infos:
+        cert = find_signer_certificate(si, sd.certificates)
+        if cert is None:
+            continue
+        check = check_signature(
+            si,
+            cert,
+            econtent_type=sd.content_type,
+            digests=msg.digests,
+            canonical_digests=msg.canonical_digests,
+            content=msg.content,
+        )
+        if not check.intact:
+            continue
+        target = cert
+        pref = si.encryption_key_preference
+        if pref is not None:
+            for c in sd.certificates:
+                if pref.matches(c):
+                    target = c
+                    break
+        return Recipient(target, si.capabilities or None)
+    raise NotSMIME("the signed message has no intact signature to take a recipient from")
 
 
 def _who(cert: x509.Certificate) -> str:

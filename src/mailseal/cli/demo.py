@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 
 from mailseal._engine import sign, verify
+from mailseal._open import open_message, seal
 from mailseal.keys.identity import load_identity
 from mailseal.pki.testpki import TestPKI, write_identity
-from mailseal.validation.verdict import VerifyResult
+from mailseal.validation.verdict import Status, VerifyResult
 
 _MESSAGE = (
     "From: Alice Example <alice@example.org>\n"
@@ -60,8 +61,16 @@ def run_demo(keep: str | None) -> None:
         (home / "alice.p12").write_bytes(alice.pkcs12(b"demo", chain=pki.chain))
         (home / "ca.pem").write_bytes(pki.trust_pem())
         (home / "message.eml").write_bytes(_MESSAGE)
+        alice_enc = pki.user("alice@example.org", name="Alice Example", usage="encryption")
+        write_identity(home, "alice-enc", alice_enc)
+        bob = pki.user("bob@example.org", name="Bob Example", usage="encryption")
+        write_identity(home, "bob", bob)
         identity = load_identity(cert_path.read_bytes(), key_path.read_bytes())
-        click.echo(f"  root CA, issuing CA and alice's signing certificate in {home}\n")
+        identity = identity.with_encryption_certificate(alice_enc.cert)
+        click.echo(
+            f"  root CA, issuing CA, alice's signing and encryption certificates and bob's "
+            f"encryption certificate in {home}\n"
+        )
 
         signed = sign(_MESSAGE, identity)
         (home / "signed.eml").write_bytes(signed)
@@ -80,6 +89,28 @@ def run_demo(keep: str | None) -> None:
                 signed, trust=[TestPKI.create("Someone Else", with_intermediate=False).root.cert]
             ),
         )
+
+        sealed = seal(_MESSAGE, identity, [bob.cert])
+        (home / "sealed.eml").write_bytes(sealed)
+        bob_id = load_identity(bob.cert_pem, bob.key_pem)
+        opened = open_message(sealed, [bob_id], trust=[pki.root.cert])
+        click.echo(click.style("4. Signed, then encrypted to bob; bob opens it:", bold=True))
+        for layer in opened.layers:
+            colour = "green" if layer.status is Status.VALID else "red"
+            click.echo(
+                "  " + click.style(layer.kind.upper(), fg=colour, bold=True) + "  " + layer.summary
+            )
+            for note in layer.notes:
+                click.echo(f"    note: {note}")
+        flags = ", ".join(
+            [
+                "signed" if opened.signed else "NOT signed",
+                "encrypted" if opened.encrypted else "not encrypted",
+                "authenticated" if opened.authenticated else "NOT authenticated",
+            ]
+        )
+        click.echo(f"  => {'VALID' if opened.valid else 'NOT valid'}: {flags}")
+        click.echo("")
     finally:
         if keep:
             dest = Path(keep)

@@ -56,7 +56,56 @@ def _signer(si: ParsedSignerInfo) -> dict[str, Any]:
     }
 
 
+def _envelope_info(src: BinaryIO) -> dict[str, Any] | None:
+    """The outer layer when it is encrypted or compressed (read without a key)."""
+    from mailseal.cms.enveloped import describe_recipient, peek_envelope
+    from mailseal.mime.envelope import classify
+    from mailseal.mime.reader import Reader
+
+    start = src.tell()
+    top = classify(Reader.from_stream(src))
+    if top.kind in ("enveloped-data", "authEnveloped-data") and top.read is not None:
+        head = peek_envelope(top.read)
+        return {
+            "type": head.kind,
+            "cipher": head.cipher,
+            "authenticated": head.kind == "authEnveloped-data",
+            "recipients": [
+                {
+                    "kind": r.kind,
+                    "algorithm": r.algorithm,
+                    "to": [describe_recipient(rid) for rid in r.rids],
+                }
+                for r in head.recipients
+            ],
+        }
+    if top.kind == "compressed-data":
+        return {"type": "compressed-data"}
+    src.seek(start)
+    return None
+
+
 def run_inspect(src: BinaryIO, *, as_json: bool) -> None:
+    from mailseal.mime.verify import _ensure_seekable
+
+    src = _ensure_seekable(src)
+    start = src.tell()
+    layer = _envelope_info(src)
+    if layer is not None:
+        if as_json:
+            click.echo(json.dumps({"layers": [layer]}, indent=2))
+            return
+        if layer["type"] == "compressed-data":
+            click.echo("layer 1: compressed-data (zlib); decompress or open it to see inside")
+            return
+        auth = "authenticated" if layer["authenticated"] else "NOT integrity-protected"
+        click.echo(f"layer 1: {layer['type']} ({layer['cipher']}, {auth})")
+        for n, r in enumerate(layer["recipients"], 1):
+            to = "; ".join(r["to"]) or r["kind"]
+            click.echo(f"  recipient {n}: {to} ({r['algorithm']})")
+        click.echo("  the inner layers can be seen only after decryption (mailseal open)")
+        return
+    src.seek(start)
     try:
         msg = read_signed(src, None)
     except NotSMIME as exc:

@@ -237,6 +237,14 @@ def _encryption_options(f: Any) -> Any:
                 "--to", "to", multiple=True, metavar="CERT.pem", help="Recipient certificate(s)."
             ),
             click.option(
+                "--to-signed",
+                "to_signed",
+                multiple=True,
+                metavar="SIGNED.eml",
+                help="A signed message from a recipient: use the certificate and capabilities "
+                "it announces.",
+            ),
+            click.option(
                 "--cipher",
                 type=click.Choice(["aes-256-gcm", "aes-128-gcm", "aes-256-cbc", "aes-128-cbc"]),
                 help="Content cipher [from the recipients' capabilities, else aes-256-gcm].",
@@ -265,6 +273,15 @@ def _encryption_options(f: Any) -> Any:
     return f
 
 
+def _recipients(to: tuple[str, ...], to_signed: tuple[str, ...]) -> list[Any]:
+    if not to and not to_signed:
+        raise UsageError("give at least one recipient: --to CERT.pem or --to-signed SIGNED.eml")
+    out: list[Any] = list(load_cert_paths(to, "recipient certificate")) if to else []
+    for path in to_signed:
+        out.append(_open.recipient_from_signed(read_file(path, "signed message")))
+    return out
+
+
 def _report(report: EncryptionReport, quiet: bool) -> None:
     if quiet:
         return
@@ -285,6 +302,7 @@ def encrypt(
     in_path: str,
     out_path: str,
     to: tuple[str, ...],
+    to_signed: tuple[str, ...],
     cipher: str | None,
     kt: str | None,
     compatible: bool,
@@ -294,9 +312,7 @@ def encrypt(
     no_self: bool,
 ) -> None:
     """Encrypt a message to one or more recipients (enveloped- or authEnveloped-data)."""
-    if not to:
-        raise UsageError("give at least one recipient: --to CERT.pem")
-    recipients = load_cert_paths(to, "recipient certificate")
+    recipients = _recipients(to, to_signed)
     sender = None
     if self_cert and not no_self:
         sender = load_cert_paths((self_cert,), "sender certificate")[0]
@@ -400,6 +416,7 @@ def seal(
     password_env: str | None,
     password_file: str | None,
     to: tuple[str, ...],
+    to_signed: tuple[str, ...],
     cipher: str | None,
     kt: str | None,
     compatible: bool,
@@ -408,13 +425,11 @@ def seal(
     no_self: bool,
 ) -> None:
     """Sign, then encrypt (RFC 8551 §3.7): the message a mail client sends."""
-    if not to:
-        raise UsageError("give at least one recipient: --to CERT.pem")
+    recipients = _recipients(to, to_signed)
     identities = _load_identities(certs, keys, p12s, chain, password_env, password_file)
     for i, path in enumerate(enc_certs[: len(identities)]):
         enc = load_cert_paths((path,), "encryption certificate")[0]
         identities[i] = identities[i].with_encryption_certificate(enc)
-    recipients = load_cert_paths(to, "recipient certificate")
     opts = SignerOptions(digest=digest, pss=pss)  # type: ignore[arg-type]
     prepared = [PreparedSigner(i, opts) for i in identities]
     with input_stream(in_path) as src, output_stream(out_path) as dst:

@@ -52,11 +52,13 @@ from mailseal.keys.base import Decrypter
 from mailseal.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
+    "EnvelopeHeader",
     "EnvelopeInfo",
     "EnvelopeRecipient",
     "EnvelopeWriter",
     "describe_recipient",
     "open_envelope",
+    "peek_envelope",
 ]
 
 _CHUNK = 1 << 20
@@ -422,3 +424,46 @@ def _close_outer(src: _Src, ci: _Header, ctx: _Header) -> None:
                 raise MalformedCMS("trailing data after the envelope")
     if not src.at_eof():
         raise MalformedCMS("trailing data after the envelope")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeHeader:
+    """What can be learnt about an envelope without a key."""
+
+    kind: Literal["enveloped-data", "authEnveloped-data"]
+    cipher: str
+    recipients: tuple[ParsedRecipient, ...]
+
+
+def peek_envelope(
+    read: Callable[[int], bytes], *, limits: Limits = DEFAULT_LIMITS
+) -> EnvelopeHeader:
+    """The envelope's type, content cipher and recipients; the ciphertext is not read."""
+    src = _Src(read)
+    budget = [limits.max_signature_bytes]
+    _expect(src, 0x30, "a ContentInfo SEQUENCE")
+    oid_hdr = _expect(src, 0x06, "the content type")
+    oid_der = oid_hdr.raw + src.take(oid_hdr.length or 0)
+    if oid_der == der.oid(O.ID_ENVELOPED_DATA):
+        kind: Literal["enveloped-data", "authEnveloped-data"] = "enveloped-data"
+    elif oid_der == der.oid(O.ID_CT_AUTH_ENVELOPED_DATA):
+        kind = "authEnveloped-data"
+    else:
+        raise MalformedCMS("the CMS content is neither EnvelopedData nor AuthEnvelopedData")
+    _expect(src, 0xA0, "the [0] content")
+    _expect(src, 0x30, f"the {kind} SEQUENCE")
+    _read_value(src, _expect(src, 0x02, "the version"), budget, 0, limits)
+    hdr = _read_header(src)
+    if hdr.tag == 0xA0:
+        _read_value(src, hdr, budget, 0, limits)
+        hdr = _read_header(src)
+    if hdr.tag != 0x31:
+        raise MalformedCMS("the RecipientInfos are missing")
+    recipients = parse_recipient_infos(_read_value(src, hdr, budget, 0, limits))
+    _expect(src, 0x30, "the EncryptedContentInfo")
+    ct_hdr = _expect(src, 0x06, "the encrypted content type")
+    src.take(ct_hdr.length or 0)
+    alg_der = _read_value(src, _expect(src, 0x30, "the algorithm"), budget, 0, limits)
+    alg_oid, _params = _cipher_key_size(alg_der)
+    known = CIPHER_BY_OID.get(alg_oid)
+    return EnvelopeHeader(kind, known.name if known else alg_oid, recipients)
