@@ -63,7 +63,11 @@ def _envelope_info(src: BinaryIO) -> dict[str, Any] | None:
     from mailseal.mime.reader import Reader
 
     start = src.tell()
-    top = classify(Reader.from_stream(src))
+    try:
+        top = classify(Reader.from_stream(src))
+    except NotSMIME:
+        src.seek(start)
+        return None
     if top.kind in ("enveloped-data", "authEnveloped-data") and top.read is not None:
         head = peek_envelope(top.read)
         return {
@@ -113,7 +117,7 @@ def run_inspect(src: BinaryIO, *, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(info, indent=2))
         else:
-            click.echo(f"no S/MIME signature layer: {exc}")
+            click.echo(f"no S/MIME layer (not signed, encrypted or compressed): {exc}")
         return
     sd = msg.signed_data
     ct = H.content_type(list(msg.headers)) if msg.headers else None
