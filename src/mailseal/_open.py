@@ -19,7 +19,7 @@ from mailseal.cms.content import CIPHERS, ContentCipher
 from mailseal.cms.enveloped import EnvelopeInfo, EnvelopeRecipient, describe_recipient
 from mailseal.cms.recipients import KeyTransportChoice
 from mailseal.cms.signed import PreparedSigner
-from mailseal.errors import DecryptionError, IdentityError, LimitExceeded, NotSMIME, UsageError
+from mailseal.errors import IdentityError, LimitExceeded, NotSMIME, UsageError
 from mailseal.keys.base import Decrypter, HashName
 from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
@@ -270,8 +270,6 @@ def _decrypters(identities: Sequence[Identity]) -> list[tuple[x509.Certificate, 
         if not isinstance(ident.key, Decrypter):
             raise IdentityError("this key cannot decrypt")
         out.append((ident.certificate, cast(Decrypter, ident.key)))
-        if ident.encryption_certificate is not None:
-            out.append((ident.encryption_certificate, cast(Decrypter, ident.key)))
     if not out:
         raise UsageError("give at least one identity (certificate and key) to decrypt with")
     return out
@@ -306,29 +304,31 @@ def _encrypted_layer(
     )
 
 
-def _refuse_unauthenticated(info: EnvelopeInfo) -> None:
-    raise DecryptionError(
-        f"the message is encrypted with {info.cipher}, which does not protect integrity, and "
-        "authenticated encryption was required"
-    )
-
-
 def decrypt_stream(
     source: BinaryIO,
     sink: BinaryIO,
     identities: Sequence[Identity],
     *,
     require_authenticated: bool = False,
+    with_headers: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> OpenResult:
-    """Decrypt one encryption layer; the decrypted entity goes to ``sink``."""
+    """Decrypt one encryption layer; the decrypted entity goes to ``sink`` (after the message's
+    transport headers when ``with_headers``).
+
+    AES-GCM content reaches ``sink`` only after its tag verified. CBC content streams as it is
+    decrypted: if decryption fails at the end (a wrong key shows up as bad padding), discard
+    what was written; ``require_authenticated`` refuses CBC before decrypting anything.
+    """
     ids = _decrypters(identities)
-    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
-        info, headers = E.decrypt_stream(source, cast(BinaryIO, spool), ids, limits=limits)
-        if require_authenticated and not info.authenticated:
-            _refuse_unauthenticated(info)
-        spool.seek(0)
-        _copy(spool, sink)
+    info, headers = E.decrypt_stream(
+        source,
+        sink,
+        ids,
+        limits=limits,
+        write_transport=with_headers,
+        require_authenticated=require_authenticated,
+    )
     layer = _encrypted_layer(info, ids)
     return OpenResult(Status.VALID, (layer,), None, _transport(headers))
 
@@ -500,9 +500,13 @@ def open_stream(
                 from mailseal.cms.enveloped import open_envelope
 
                 assert top.read is not None
-                info = open_envelope(top.read, ids, nxt.write, limits=limits)
-                if require_authenticated and not info.authenticated:
-                    _refuse_unauthenticated(info)
+                info = open_envelope(
+                    top.read,
+                    ids,
+                    nxt.write,
+                    limits=limits,
+                    require_authenticated=require_authenticated,
+                )
                 layers.append(_encrypted_layer(info, ids))
             elif top.kind == "compressed-data":
                 from mailseal.cms.compressed import decompress_stream

@@ -363,20 +363,10 @@ def decrypt(
 ) -> None:
     """Decrypt a message; several identities may be given (old keys after a renewal too)."""
     identities = _load_identities(certs, keys, p12s, (), password_env, password_file)
-    with (
-        input_stream(in_path) as src,
-        output_stream(out_path) as dst,
-        tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool,
-    ):
+    with input_stream(in_path) as src, output_stream(out_path) as dst:
         result = _open.decrypt_stream(
-            src,
-            spool,  # type: ignore[arg-type]
-            identities,
-            require_authenticated=require_authenticated,
+            src, dst, identities, require_authenticated=require_authenticated, with_headers=True
         )
-        dst.write(result.transport_headers)
-        spool.seek(0)
-        shutil.copyfileobj(spool, dst, 1 << 20)
     if not quiet:
         for layer in result.layers:
             click.echo(f"decrypted: {layer.summary}", err=True)

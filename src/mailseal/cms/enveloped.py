@@ -268,10 +268,13 @@ def open_envelope(
     sink: Callable[[bytes], object],
     *,
     limits: Limits = DEFAULT_LIMITS,
+    require_authenticated: bool = False,
 ) -> EnvelopeInfo:
     """Decrypt a BER/DER ContentInfo holding EnvelopedData or AuthEnvelopedData.
 
-    The plaintext goes to ``sink``; for AuthEnvelopedData only after the tag verified. Raises
+    The plaintext goes to ``sink``; for AuthEnvelopedData only after the tag verified. With
+    ``require_authenticated``, EnvelopedData (CBC, no integrity protection) is refused before
+    anything is decrypted. Raises
     :class:`~mailseal.errors.NoMatchingRecipient` when no identity is a recipient, and
     :class:`~mailseal.errors.DecryptionError` when the keys or the ciphertext are wrong.
     """
@@ -286,6 +289,11 @@ def open_envelope(
         kind = "authEnveloped-data"
     else:
         raise MalformedCMS("the CMS content is neither EnvelopedData nor AuthEnvelopedData")
+    if require_authenticated and kind == "enveloped-data":
+        raise DecryptionError(
+            "the message is EnvelopedData (CBC), whose encryption does not protect integrity, "
+            "and authenticated encryption was required"
+        )
     ctx = _expect(src, 0xA0, "the [0] content")
     env = _expect(src, 0x30, f"the {kind} SEQUENCE")
     env_start = src.pos

@@ -225,8 +225,11 @@ def decrypt_stream(
     identities: Sequence[tuple[x509.Certificate, Decrypter]],
     *,
     limits: Limits = DEFAULT_LIMITS,
+    write_transport: bool = False,
+    require_authenticated: bool = False,
 ) -> tuple[EnvelopeInfo, tuple[HeaderField, ...]]:
-    """Decrypt an encrypted message; the decrypted MIME entity goes to ``sink``.
+    """Decrypt an encrypted message; the decrypted MIME entity goes to ``sink``, preceded by
+    the message's transport headers when ``write_transport``.
 
     Returns what was learnt and the message's (outer) header fields.
     """
@@ -237,7 +240,26 @@ def decrypt_stream(
             "the message is not encrypted"
             + (f" (it is S/MIME {top.kind})" if top.kind else f" (its type is {top.content_type})")
         )
-    info = open_envelope(top.read, identities, sink.write, limits=limits)
+    if write_transport:
+        outer, _inner = split_message_headers(list(top.headers))
+        prefix = b"".join(f.canonical() for f in outer)
+        pending = [prefix] if prefix else []
+
+        def write(data: bytes) -> None:
+            # the headers go out with the first decrypted bytes, never before a failure
+            if pending:
+                sink.write(pending.pop())
+            sink.write(data)
+
+        info = open_envelope(
+            top.read, identities, write, limits=limits, require_authenticated=require_authenticated
+        )
+        if pending:
+            sink.write(pending.pop())
+        return info, top.headers
+    info = open_envelope(
+        top.read, identities, sink.write, limits=limits, require_authenticated=require_authenticated
+    )
     return info, top.headers
 
 
