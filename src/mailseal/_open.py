@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, BinaryIO, cast
 
@@ -19,7 +19,7 @@ from mailseal.cms.content import CIPHERS, ContentCipher
 from mailseal.cms.enveloped import EnvelopeInfo, EnvelopeRecipient, describe_recipient
 from mailseal.cms.recipients import KeyTransportChoice
 from mailseal.cms.signed import PreparedSigner
-from mailseal.errors import IdentityError, LimitExceeded, NotSMIME, UsageError
+from mailseal.errors import IdentityError, LimitExceeded, MailsealError, NotSMIME, UsageError
 from mailseal.keys.base import Decrypter, HashName
 from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
@@ -35,6 +35,7 @@ from mailseal.validation.verdict import (
     Layer,
     OpenResult,
     Status,
+    VerifyResult,
     name_of,
     worst,
 )
@@ -415,27 +416,49 @@ def seal(
     return out.getvalue()
 
 
-def _partial_layer(r: Reader, ct: H.ContentType, limits: Limits) -> Layer | None:
-    """A multipart that is not S/MIME itself: does it hold S/MIME parts?"""
+def _partial_layer(
+    r: Reader,
+    ct: H.ContentType,
+    limits: Limits,
+    check: Callable[[BinaryIO], VerifyResult] | None = None,
+) -> Layer | None:
+    """A multipart that is not S/MIME itself: does it hold S/MIME parts? Signed parts are
+    verified with ``check`` so the verdict says what they are worth."""
     boundary = ct.boundary()
     pre = PartReader(r, boundary, at_line_start=True)
     for _ in pre.chunks():
         pass
     closing = pre.closing or not pre.found
     protected: list[str] = []
+    notes: list[str] = []
     count = 0
     while not closing and count < limits.max_parts:
         count += 1
         part = PartReader(r, boundary)
-        sub = _reader_over(part)
-        fields, _ = read_header_block(sub, limits)
-        pct = H.content_type(fields)
-        if pct.value == "multipart/signed":
-            protected.append("signed")
-        elif pct.value in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
-            protected.append((pct.param("smime-type") or "pkcs7-mime").lower())
-        while sub.read():
-            pass
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+            for chunk in part.chunks():
+                spool.write(chunk)
+            spool.seek(0)
+            sub = Reader.from_stream(cast(BinaryIO, spool))
+            fields, _ = read_header_block(sub, limits)
+            pct = H.content_type(fields)
+            kind = None
+            if pct.value == "multipart/signed":
+                kind = "signed"
+            elif pct.value in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+                kind = (pct.param("smime-type") or "pkcs7-mime").lower()
+            if kind is not None:
+                protected.append(kind)
+                if check is not None and kind in ("signed", "signed-data"):
+                    spool.seek(0)
+                    try:
+                        result = check(cast(BinaryIO, spool))
+                        who = ", ".join(
+                            s.addresses[0] if s.addresses else s.signer_id for s in result.signers
+                        )
+                        notes.append(f"part {count} is signed by {who}: {result.status.value}")
+                    except MailsealError as exc:
+                        notes.append(f"part {count} cannot be verified: {exc}")
         closing = part.closing or not part.found
     if not protected:
         return None
@@ -447,6 +470,7 @@ def _partial_layer(r: Reader, ct: H.ContentType, limits: Limits) -> Layer | None
             f"S/MIME part(s) ({', '.join(protected)}) among {count}: they protect only part of "
             "what is displayed"
         ),
+        notes=tuple(notes),
     )
 
 
@@ -486,7 +510,20 @@ def open_stream(
             if top.kind is None:
                 ct = H.content_type(list(top.headers))
                 if ct.maintype == "multipart":
-                    partial = _partial_layer(r, ct, limits)
+
+                    def check(
+                        part: BinaryIO, sender: tuple[str, ...] = from_addresses
+                    ) -> VerifyResult:
+                        return verify_stream(
+                            part,
+                            None,
+                            trust=t,
+                            certificates=certificates,
+                            limits=limits,
+                            from_addresses=sender,
+                        )
+
+                    partial = _partial_layer(r, ct, limits, check)
                     if partial is not None:
                         layers.append(partial)
                 break
