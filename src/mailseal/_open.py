@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import io
 import tempfile
 from collections.abc import Callable, Sequence
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 from typing import IO, BinaryIO, cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x448, x25519
 
 from mailseal._engine import _prepare, verify_stream
@@ -103,6 +103,7 @@ def recipient_from_signed(message: bytes, *, limits: Limits = DEFAULT_LIMITS) ->
     raise NotSMIME("the signed message has no intact signature to take a recipient from")
 
 
+@functools.lru_cache(maxsize=1024)
 def _who(cert: x509.Certificate) -> str:
     addrs = certificate_addresses(cert)
     return addrs[0] if addrs else name_of(cert)
@@ -110,29 +111,37 @@ def _who(cert: x509.Certificate) -> str:
 
 def check_recipient(cert: x509.Certificate, *, at: _dt.datetime | None = None) -> None:
     """Refuse a certificate that cannot be used to encrypt to (dates, key usage, purpose)."""
-    who = _who(cert)
     now = at or _dt.datetime.now(_dt.UTC)
     try:
         if now < cert.not_valid_before_utc:
-            raise IdentityError(f"cannot encrypt to {who}: the certificate is not valid yet")
+            raise IdentityError(f"cannot encrypt to {_who(cert)}: the certificate is not valid yet")
         if now > cert.not_valid_after_utc:
             raise IdentityError(
-                f"cannot encrypt to {who}: the certificate expired on "
+                f"cannot encrypt to {_who(cert)}: the certificate expired on "
                 f"{cert.not_valid_after_utc.date().isoformat()}"
             )
-        pub = cert.public_key()
     except IdentityError:
         raise
     except Exception as exc:
         raise IdentityError(
-            f"cannot encrypt to {who}: the certificate is unusable ({exc})"
+            f"cannot encrypt to {_who(cert)}: the certificate is unusable ({exc})"
         ) from None
+    problems = _usage_problems(cert)
+    if problems:
+        raise IdentityError(f"cannot encrypt to {_who(cert)}: " + "; ".join(problems))
+
+
+@functools.lru_cache(maxsize=1024)
+def _usage_problems(cert: x509.Certificate) -> tuple[str, ...]:
+    """What keeps a certificate from receiving encrypted mail, whatever the date (cached)."""
+    try:
+        pub = cert.public_key()
+    except Exception as exc:
+        return (f"the certificate's public key is unusable ({exc})",)
     problems = [p.message for p in _purpose_problems(cert, "encrypt", allow_any_eku=False)]
     try:
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        ku = None
-    except Exception:
+    except Exception:  # absent, or malformed (reported by _purpose_problems)
         ku = None
     if ku is not None:
         if isinstance(pub, rsa.RSAPublicKey) and not ku.key_encipherment:
@@ -147,8 +156,7 @@ def check_recipient(cert: x509.Certificate, *, at: _dt.datetime | None = None) -
         rsa.RSAPublicKey | ec.EllipticCurvePublicKey | x25519.X25519PublicKey | x448.X448PublicKey,
     ):
         problems.append(f"its {type(pub).__name__} key cannot receive encrypted mail")
-    if problems:
-        raise IdentityError(f"cannot encrypt to {who}: " + "; ".join(dict.fromkeys(problems)))
+    return tuple(dict.fromkeys(problems))
 
 
 def choose_algorithms(
@@ -216,13 +224,12 @@ def _recipients(
     sender: x509.Certificate | None,
 ) -> list[Recipient]:
     out: list[Recipient] = []
-    seen: set[bytes] = set()
+    seen: set[x509.Certificate] = set()
     for r in [*recipients, *([sender] if sender is not None else [])]:
         rec = r if isinstance(r, Recipient) else Recipient(r)
-        fp = rec.certificate.fingerprint(hashes.SHA256())
-        if fp in seen:
+        if rec.certificate in seen:
             continue
-        seen.add(fp)
+        seen.add(rec.certificate)
         out.append(rec)
     if not out:
         raise UsageError("at least one recipient is needed")
@@ -268,7 +275,7 @@ def encrypt(
 def _decrypters(identities: Sequence[Identity]) -> list[tuple[x509.Certificate, Decrypter]]:
     out = []
     for ident in identities:
-        if not isinstance(ident.key, Decrypter):
+        if not (hasattr(ident.key, "decrypt") and hasattr(ident.key, "exchange")):
             raise IdentityError("this key cannot decrypt")
         out.append((ident.certificate, cast(Decrypter, ident.key)))
     if not out:

@@ -14,6 +14,7 @@ spooled (memory, then disk), checked in a first pass and decrypted to the sink i
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ class EnvelopeWriter:
         if self._buffer is not None:
             plaintext = b"".join(self._buffer)
             ciphertext = self._enc.update(plaintext) + self._enc.finalize()
+            self._buffer = []
             eci = der.sequence(
                 der.oid(O.ID_DATA), self._enc.algorithm_der, der.tlv(0x80, ciphertext)
             )
@@ -183,6 +185,7 @@ class EnvelopeInfo:
     content_type: str
 
 
+@functools.lru_cache(maxsize=1024)
 def describe_recipient(rid: CertId) -> str:
     """A person-readable name for a recipient identifier (issuer and serial, or SKI)."""
     if rid.ski is not None:
@@ -340,18 +343,25 @@ def open_envelope(
         _close_outer(src, ci, ctx)
         return info
 
+    if content_hdr.tag == 0x80 and (content_hdr.length or 0) <= _SPOOL_MEMORY:
+        # small, definite-length ciphertext: decrypt in memory, release after the tag check
+        ciphertext = src.take(content_hdr.length or 0)
+        _close(src, eci, eci_start, "EncryptedContentInfo")
+        aad, tag = _auth_trailer(src, budget, limits)
+        _skip_rest(src, env, env_start, budget, limits, allowed=(0xA2,))
+        _close_outer(src, ci, ctx)
+        dec = ContentDecryptor(alg_oid, params, cek, aad=aad)
+        plaintext = dec.update(ciphertext)
+        plaintext += dec.finalize(tag)
+        sink(plaintext)
+        return EnvelopeInfo(
+            kind, dec.cipher.name, True, recipients, opened_by, rindex, _oid_text(ct_der)
+        )
+
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
         _stream_octets(src, content_hdr, spool.write, 0, limits, tags=(0x80, 0xA0))
         _close(src, eci, eci_start, "EncryptedContentInfo")
-        hdr = _read_header(src)
-        aad = None
-        if hdr.tag == 0xA1:  # authAttrs: the AAD is their DER with the SET tag (RFC 5083 §2.1)
-            attrs = _read_value(src, hdr, budget, 0, limits)
-            aad = b"\x31" + attrs[1:]
-            hdr = _read_header(src)
-        if hdr.tag != 0x04:
-            raise MalformedCMS("the authentication tag (mac) is missing")
-        tag = src.take(hdr.length or 0)
+        aad, tag = _auth_trailer(src, budget, limits)
         _skip_rest(src, env, env_start, budget, limits, allowed=(0xA2,))
         _close_outer(src, ci, ctx)
         # first pass: check the tag without releasing anything
@@ -373,6 +383,19 @@ def open_envelope(
     return EnvelopeInfo(
         kind, dec.cipher.name, True, recipients, opened_by, rindex, _oid_text(ct_der)
     )
+
+
+def _auth_trailer(src: _Src, budget: list[int], limits: Limits) -> tuple[bytes | None, bytes]:
+    """authAttrs (as AAD: their DER with the SET tag, RFC 5083 §2.1) and the mac."""
+    hdr = _read_header(src)
+    aad = None
+    if hdr.tag == 0xA1:
+        attrs = _read_value(src, hdr, budget, 0, limits)
+        aad = b"\x31" + attrs[1:]
+        hdr = _read_header(src)
+    if hdr.tag != 0x04 or hdr.length is None:
+        raise MalformedCMS("the authentication tag (mac) is missing")
+    return aad, src.take(hdr.length)
 
 
 def _replay(spool: IO[bytes], fn: Callable[[bytes], object]) -> None:
