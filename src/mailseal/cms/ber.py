@@ -23,43 +23,54 @@ _CHUNK = 1 << 20
 
 
 class _Src:
-    __slots__ = ("buf", "pos", "read_fn")
+    """Bytes from ``read_fn`` with a read offset (no per-take copying of the buffer)."""
+
+    __slots__ = ("buf", "off", "pos", "read_fn")
 
     def __init__(self, read_fn: Callable[[int], bytes]) -> None:
         self.read_fn = read_fn
-        self.buf = bytearray()
-        self.pos = 0  # absolute offset of buf[0]... tracked as consumed count
+        self.buf = b""
+        self.off = 0
+        self.pos = 0  # bytes consumed so far
 
     def take(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            more = self.read_fn(max(_CHUNK, n - len(self.buf)))
-            if not more:
-                raise MalformedCMS("the CMS structure is truncated")
-            self.buf += more
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
+        avail = len(self.buf) - self.off
+        if avail < n:
+            parts = [self.buf[self.off :]]
+            while avail < n:
+                more = self.read_fn(max(_CHUNK, n - avail))
+                if not more:
+                    raise MalformedCMS("the CMS structure is truncated")
+                parts.append(more)
+                avail += len(more)
+            self.buf = b"".join(parts)
+            self.off = 0
+        out = self.buf[self.off : self.off + n]
+        self.off += n
         self.pos += n
         return out
 
     def take_upto(self, n: int) -> bytes:
         """Up to ``n`` bytes (at least one), for streaming large primitive values."""
-        if not self.buf:
-            more = self.read_fn(min(_CHUNK, n))
+        if self.off >= len(self.buf):
+            more = self.read_fn(_CHUNK)
             if not more:
                 raise MalformedCMS("the CMS structure is truncated")
-            self.buf += more
-        k = min(n, len(self.buf))
-        out = bytes(self.buf[:k])
-        del self.buf[:k]
+            self.buf = more
+            self.off = 0
+        k = min(n, len(self.buf) - self.off)
+        out = self.buf[self.off : self.off + k]
+        self.off += k
         self.pos += k
         return out
 
     def at_eof(self) -> bool:
-        if self.buf:
+        if self.off < len(self.buf):
             return False
         more = self.read_fn(_CHUNK)
         if more:
-            self.buf += more
+            self.buf = more
+            self.off = 0
             return False
         return True
 

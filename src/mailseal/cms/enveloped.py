@@ -333,7 +333,9 @@ def open_envelope(
             if out:
                 sink(out)
 
-        _stream_octets(src, content_hdr, on_cipher, 0, limits, tags=(0x80, 0xA0))
+        batch = _Batch(on_cipher)
+        _stream_octets(src, content_hdr, batch.add, 0, limits, tags=(0x80, 0xA0))
+        batch.flush()
         _close(src, eci, eci_start, "EncryptedContentInfo")
         sink(dec.finalize())
         _skip_rest(src, env, env_start, budget, limits, allowed=(0xA1,))
@@ -359,7 +361,9 @@ def open_envelope(
         )
 
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
-        _stream_octets(src, content_hdr, spool.write, 0, limits, tags=(0x80, 0xA0))
+        spooled = _Batch(spool.write)
+        _stream_octets(src, content_hdr, spooled.add, 0, limits, tags=(0x80, 0xA0))
+        spooled.flush()
         _close(src, eci, eci_start, "EncryptedContentInfo")
         aad, tag = _auth_trailer(src, budget, limits)
         _skip_rest(src, env, env_start, budget, limits, allowed=(0xA2,))
@@ -383,6 +387,30 @@ def open_envelope(
     return EnvelopeInfo(
         kind, dec.cipher.name, True, recipients, opened_by, rindex, _oid_text(ct_der)
     )
+
+
+class _Batch:
+    """Gathers the small segments of a BER OCTET STRING (OpenSSL writes 4 KiB ones) into
+    large pieces before they reach the cipher and the spool."""
+
+    __slots__ = ("parts", "size", "target")
+
+    def __init__(self, target: Callable[[bytes], object]) -> None:
+        self.target = target
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.target(b"".join(self.parts))
+            self.parts = []
+            self.size = 0
 
 
 def _auth_trailer(src: _Src, budget: list[int], limits: Limits) -> tuple[bytes | None, bytes]:

@@ -139,7 +139,20 @@ class _B64Reader:
                         raise MalformedMessage("the base64 body is truncated")
                     self.buf = _b64(rest + b"=" * (-len(rest) % 4))
                 break
-            data = self.carry + chunk.translate(None, _B64_DELETE)
+            data = self.carry + chunk if self.carry else chunk
+            # Fast path: whole lines of a well-formed body hold whole base64 quanta, and
+            # a2b_base64 skips the line breaks itself. Anything odd takes the careful path.
+            cut = data.rfind(b"\n") + 1
+            if cut and data.find(b"=", 0, cut) < 0:
+                try:
+                    decoded = binascii.a2b_base64(data[:cut])
+                except binascii.Error:
+                    decoded = None
+                if decoded is not None and len(decoded) % 3 == 0:
+                    self.carry = data[cut:]
+                    self.buf = decoded
+                    continue
+            data = data.translate(None, _B64_DELETE)
             k = len(data) - len(data) % 4
             self.carry = data[k:]
             if k:
