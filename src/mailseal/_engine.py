@@ -23,11 +23,13 @@ from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime.sign import sign_stream as _sign_stream
 from mailseal.mime.verify import SignedMessage, read_signed
+from mailseal.validation.algorithms import WEAK_DIGESTS
 from mailseal.validation.trust import Trust, certificate_addresses, match_address
 from mailseal.validation.verdict import (
     Problem,
     SignerVerdict,
     Status,
+    ValidationReport,
     VerifyResult,
     name_of,
     worst,
@@ -143,6 +145,7 @@ def _judge(
     path: tuple[x509.Certificate, ...] = ()
     addresses: tuple[str, ...] = ()
     matches: bool | None = None
+    validation: ValidationReport | None = None
     if cert is None:
         problems.append(
             Problem(
@@ -169,16 +172,27 @@ def _judge(
                 Problem(Status.UNSUPPORTED if unsupported else Status.TAMPERED, check.problem or "")
             )
         addresses = certificate_addresses(cert)
-        outcome = trust.evaluate(cert, extra=[*sd.certificates, *certificates], purpose="sign")
+        outcome = trust.evaluate(
+            cert,
+            extra=[*sd.certificates, *certificates],
+            crls=sd.crls,
+            purpose="sign",
+            signing_time=si.signing_time,
+        )
         path = outcome.path
         problems.extend(outcome.problems)
         trusted = outcome.trusted
-        if si.digest_name in ("md5", "sha1") and not trust.allow_weak:
-            problems.append(
-                Problem(
-                    Status.WEAK_ALGORITHM, f"the signature uses the weak digest {si.digest_name}"
-                )
-            )
+        validation = outcome.report
+        notes.extend(outcome.notes)
+        if not trust.allow_weak:
+            for name in dict.fromkeys((si.digest_name, si.signature_hash)):
+                if name is not None and name in WEAK_DIGESTS:
+                    problems.append(
+                        Problem(
+                            Status.WEAK_ALGORITHM,
+                            f"the signature uses the weak digest {name} ({WEAK_DIGESTS[name]})",
+                        )
+                    )
         if trust.check_address and from_addresses:
             matches = match_address(addresses, from_addresses)
             if not matches:
@@ -207,6 +221,7 @@ def _judge(
         capabilities=tuple(CAPABILITY_NAMES.get(c, c) for c in si.capabilities),
         encryption_key_preference=_describe_pref(si.encryption_key_preference, pool),
         notes=tuple(notes),
+        validation=validation,
     )
 
 

@@ -23,10 +23,11 @@ from mailseal.cli.io import (
     read_file,
     read_password,
 )
+from mailseal.cli.trust_opts import TrustSpec, check_recipients, trust_options
+from mailseal.cli.trust_opts import validate as validate_cmd
 from mailseal.cms.signed import PreparedSigner, SignerOptions
 from mailseal.errors import MailsealError, PasswordError, UsageError
 from mailseal.keys.identity import Identity, load_identity, load_pkcs12
-from mailseal.validation.trust import Trust
 from mailseal.validation.verdict import EncryptionReport, OpenResult, Status, VerifyResult
 
 __all__ = ["cli", "main"]
@@ -167,24 +168,21 @@ def _verdict_lines(result: VerifyResult) -> list[str]:
 @click.option(
     "-o", "--out", "out_path", default=None, metavar="CONTENT", help="Write the signed content."
 )
-@click.option("--trust", multiple=True, metavar="CA.pem", help="Trust anchor file or directory.")
 @click.option(
     "--certs", multiple=True, metavar="CERTS.pem", help="Extra certificates (signer, chain)."
 )
-@click.option("--ignore-address", is_flag=True, help="Do not compare signer and From addresses.")
+@trust_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def verify(
     in_path: str,
     out_path: str | None,
-    trust: tuple[str, ...],
     certs: tuple[str, ...],
-    ignore_address: bool,
     as_json: bool,
+    trust_spec: TrustSpec,
 ) -> None:
     """Verify a signed message; exit 0 only when every signature is valid and trusted."""
-    anchors = load_cert_paths(trust, "trust anchor") if trust else []
     extra = load_cert_paths(certs, "certificate file") if certs else []
-    t = Trust(anchors, check_address=not ignore_address)
+    t = trust_spec.build()
     to_stderr = out_path == "-"
     with input_stream(in_path) as src:
         if out_path is not None:
@@ -298,6 +296,7 @@ def _report(report: EncryptionReport, quiet: bool) -> None:
 @_encryption_options
 @click.option("--self", "self_cert", metavar="C.pem", help="Also encrypt to the sender.")
 @click.option("--no-self", is_flag=True, help="Do not add the sender as a recipient.")
+@trust_options(messages=False, address=False)
 def encrypt(
     in_path: str,
     out_path: str,
@@ -310,12 +309,22 @@ def encrypt(
     quiet: bool,
     self_cert: str | None,
     no_self: bool,
+    trust_spec: TrustSpec,
 ) -> None:
-    """Encrypt a message to one or more recipients (enveloped- or authEnveloped-data)."""
+    """Encrypt a message to one or more recipients (enveloped- or authEnveloped-data).
+
+    With trust anchors (--trust, --system-trust), every recipient certificate is validated
+    for encryption first, with revocation as --revocation says.
+    """
     recipients = _recipients(to, to_signed)
     sender = None
     if self_cert and not no_self:
         sender = load_cert_paths((self_cert,), "sender certificate")[0]
+    check_recipients(
+        trust_spec,
+        [getattr(r, "certificate", r) for r in [*recipients, *([sender] if sender else [])]],
+        quiet=quiet,
+    )
     with input_stream(in_path) as src, output_stream(out_path) as dst:
         report = _open.encrypt_stream(
             src,
@@ -392,6 +401,7 @@ def decrypt(
 @_password_options
 @_encryption_options
 @click.option("--no-self", is_flag=True, help="Do not add the sender as a recipient.")
+@trust_options(messages=False, address=False)
 def seal(
     in_path: str,
     out_path: str,
@@ -413,9 +423,14 @@ def seal(
     recipient_ski: bool,
     quiet: bool,
     no_self: bool,
+    trust_spec: TrustSpec,
 ) -> None:
-    """Sign, then encrypt (RFC 8551 §3.7): the message a mail client sends."""
+    """Sign, then encrypt (RFC 8551 §3.7): the message a mail client sends.
+
+    With trust anchors, every recipient certificate is validated for encryption first.
+    """
     recipients = _recipients(to, to_signed)
+    check_recipients(trust_spec, [getattr(r, "certificate", r) for r in recipients], quiet=quiet)
     identities = _load_identities(certs, keys, p12s, chain, password_env, password_file)
     for i, path in enumerate(enc_certs[: len(identities)]):
         enc = load_cert_paths((path,), "encryption certificate")[0]
@@ -442,9 +457,8 @@ def seal(
 @click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Message [stdin].")
 @click.option("-o", "--out", "out_path", default=None, metavar="OUT", help="The content.")
 @_identity_options
-@click.option("--trust", multiple=True, metavar="CA.pem", help="Trust anchor file or directory.")
 @click.option("--certs", "extra_certs", multiple=True, metavar="CERTS.pem", help="Extra certs.")
-@click.option("--ignore-address", is_flag=True, help="Do not compare signer and From addresses.")
+@trust_options()
 @click.option(
     "--require-authenticated", is_flag=True, help="Refuse CBC-encrypted (unauthenticated) content."
 )
@@ -457,11 +471,10 @@ def open_cmd(
     p12s: tuple[str, ...],
     password_env: str | None,
     password_file: str | None,
-    trust: tuple[str, ...],
     extra_certs: tuple[str, ...],
-    ignore_address: bool,
     require_authenticated: bool,
     as_json: bool,
+    trust_spec: TrustSpec,
 ) -> None:
     """Peel every layer (encrypted, signed, compressed) and judge each one."""
     identities = (
@@ -469,9 +482,8 @@ def open_cmd(
         if certs or p12s
         else []
     )
-    anchors = load_cert_paths(trust, "trust anchor") if trust else []
     extra = load_cert_paths(extra_certs, "certificate file") if extra_certs else []
-    t = Trust(anchors, check_address=not ignore_address)
+    t = trust_spec.build()
     to_stderr = out_path == "-"
     with input_stream(in_path) as src, tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
         result = _open.open_stream(
@@ -521,6 +533,9 @@ def demo(keep: str | None) -> None:
     from mailseal.cli.demo import run_demo
 
     run_demo(keep)
+
+
+cli.add_command(validate_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -144,7 +144,9 @@ class EnvelopeWriter:
 
     def _emit(self, ciphertext: bytes) -> None:
         if ciphertext:
-            self._write(der.tlv(0x04, ciphertext))
+            # header and content written apart: no copy of the (large) ciphertext
+            self._write(b"\x04" + der.encode_length(len(ciphertext)))
+            self._write(ciphertext)
 
     def close(self) -> None:
         if self._closed:

@@ -49,7 +49,7 @@ def crlf_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
         carry = b""
         if data.endswith(b"\r"):
             carry, data = b"\r", data[:-1]
-        if b"\n" in data:
+        if data.count(b"\n") != data.count(b"\r\n"):
             data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if data:
             yield data
@@ -180,11 +180,18 @@ class _B64Encoder:
         self.carry = b""
 
     def write(self, data: bytes) -> None:
-        data = self.carry + data if self.carry else data
-        n = len(data) - len(data) % 57
-        self.carry = data[n:]
+        view = memoryview(data)
+        if self.carry:
+            need = 57 - len(self.carry)
+            if len(view) < need:
+                self.carry += data
+                return
+            self.emit(b64_lines(self.carry + view[:need]))
+            view = view[need:]
+        n = len(view) - len(view) % 57
+        self.carry = bytes(view[n:])
         if n:
-            self.emit(b64_lines(data[:n]))
+            self.emit(b64_lines(view[:n]))
 
     def close(self) -> None:
         if self.carry:
@@ -192,7 +199,7 @@ class _B64Encoder:
             self.carry = b""
 
 
-def b64_lines(data: bytes) -> bytes:
+def b64_lines(data: bytes | memoryview) -> bytes:
     """Base64 in 76-character lines, each ending in CRLF (RFC 2045 §6.8)."""
     enc = binascii.b2a_base64(data, newline=False)
     n = len(enc)

@@ -23,7 +23,7 @@ from mailseal.errors import InputError, NotSMIME
 from mailseal.keys.base import Decrypter
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
-from mailseal.mime.canon import _B64Encoder
+from mailseal.mime.canon import _B64Encoder, _reader_chunks, crlf_chunks
 from mailseal.mime.reader import HeaderField, Reader, read_header_block
 from mailseal.mime.sign import _canonicalize, _seekable, split_message_headers
 from mailseal.mime.verify import _B64Reader, _looks_like_der_cms, _name_param
@@ -98,13 +98,21 @@ def encrypt_stream(
         sink.seek(mark)
         sink.truncate()
 
-    if raw:
+    ct = H.content_type(inner)
+    light = (
+        not raw
+        and ct.present
+        and ct.maintype not in ("multipart", "message")
+        and H.transfer_encoding(inner) != "binary"
+    )
+    if raw or light:
+        # Inside encryption no relay can touch the content (RFC 8551 §3.1.2 asks for no
+        # transfer encoding), so a single part only needs CRLF line ends; already-canonical
+        # content (a signed message) is taken as it is.
         emit = factory()
         emit(b"".join(f.canonical() for f in inner) + b"\r\n")
-        while True:
-            chunk = r.read()
-            if not chunk:
-                break
+        chunks = _reader_chunks(r)
+        for chunk in chunks if raw else crlf_chunks(chunks):
             emit(chunk)
     else:
         _canonicalize(

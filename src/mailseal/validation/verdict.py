@@ -18,12 +18,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 __all__ = [
+    "CertificateVerdict",
     "EncryptionReport",
     "Layer",
     "OpenResult",
     "Problem",
+    "RevocationEvidence",
     "SignerVerdict",
     "Status",
+    "ValidationReport",
     "VerifyResult",
 ]
 
@@ -99,6 +102,91 @@ def _cert_json(cert: x509.Certificate) -> dict[str, Any]:
     }
 
 
+def _iso(when: _dt.datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationEvidence:
+    """What was established about the revocation status of one certificate on the path.
+
+    ``status`` is ``good``, ``revoked``, ``unknown`` (looked for, not established) or
+    ``not-checked`` (revocation checking is off). ``source`` is ``crl`` or ``ocsp`` when a
+    CRL or an OCSP response decided; ``origin`` says where it came from (``message``,
+    ``supplied`` or ``fetched``).
+    """
+
+    subject: str
+    serial: str
+    status: str
+    detail: str
+    source: str | None = None
+    origin: str | None = None
+    issuer: str | None = None  # the CRL issuer or the OCSP responder
+    this_update: _dt.datetime | None = None
+    next_update: _dt.datetime | None = None
+    revoked_at: _dt.datetime | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "serial": self.serial,
+            "status": self.status,
+            "source": self.source,
+            "origin": self.origin,
+            "issuer": self.issuer,
+            "this_update": _iso(self.this_update),
+            "next_update": _iso(self.next_update),
+            "revoked_at": _iso(self.revoked_at),
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """How a certificate was validated: at what time, with which revocation policy, and the
+    revocation evidence for each certificate on the path (signer first).
+
+    ``time_source`` is ``now``, ``given`` (a validation time chosen by the caller),
+    ``signing-time`` (the signer's signingTime attribute, trusted on request) or
+    ``timestamp`` (an RFC 3161 timestamp). ``revocation_checked`` is true only when the
+    status of every certificate below the trust anchor was established.
+    """
+
+    time: _dt.datetime
+    time_source: str
+    revocation_mode: str
+    revocation_checked: bool
+    revocation: tuple[RevocationEvidence, ...] = ()
+    anchor: str | None = None
+    missing_issuer: str | None = None
+    policies: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time.isoformat(),
+            "time_source": self.time_source,
+            "revocation_mode": self.revocation_mode,
+            "revocation_checked": self.revocation_checked,
+            "revocation": [e.to_json() for e in self.revocation],
+            "anchor": self.anchor,
+            "missing_issuer": self.missing_issuer,
+            "policies": list(self.policies),
+            "notes": list(self.notes),
+        }
+
+
+def _revocation_remark(report: ValidationReport | None) -> str:
+    if report is None or report.revocation_checked:
+        return ""
+    if report.revocation_mode == "off":
+        return "; revocation not checked (off)"
+    return "; revocation not checked"
+
+
 @dataclass(frozen=True, slots=True)
 class SignerVerdict:
     """The verdict on one SignerInfo."""
@@ -119,6 +207,8 @@ class SignerVerdict:
     capabilities: tuple[str, ...] = ()
     encryption_key_preference: str | None = None
     notes: tuple[str, ...] = field(default=())
+    #: how the certificate was validated (None when no certificate was available)
+    validation: ValidationReport | None = None
 
     @property
     def valid(self) -> bool:
@@ -133,7 +223,16 @@ class SignerVerdict:
         if self.valid:
             when = f", signed {self.signing_time.isoformat()}" if self.signing_time else ""
             algs = f"{self.digest_algorithm}, {self.signature_algorithm}"
-            return f"valid signature by {who} ({algs}{when})"
+            then = ""
+            if self.validation is not None and self.validation.time_source in (
+                "signing-time",
+                "timestamp",
+            ):
+                then = f"; valid when signed ({self.validation.time_source})"
+            return (
+                f"valid signature by {who} ({algs}{when}){then}"
+                f"{_revocation_remark(self.validation)}"
+            )
         reasons = "; ".join(p.message for p in self.problems) or self.status.value
         return f"{self.status.value}: signature by {who}: {reasons}"
 
@@ -155,6 +254,46 @@ class SignerVerdict:
             "capabilities": list(self.capabilities),
             "encryption_key_preference": self.encryption_key_preference,
             "notes": list(self.notes),
+            "validation": self.validation.to_json() if self.validation else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerdict:
+    """The verdict on a certificate on its own (``mailseal validate``, recipient checks)."""
+
+    status: Status
+    purpose: str  # "sign" or "encrypt"
+    problems: tuple[Problem, ...]
+    certificate: x509.Certificate
+    path: tuple[x509.Certificate, ...]
+    addresses: tuple[str, ...]
+    address_matches: bool | None
+    validation: ValidationReport | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.status is Status.VALID
+
+    def describe(self) -> str:
+        who = self.addresses[0] if self.addresses else name_of(self.certificate)
+        use = "signing" if self.purpose == "sign" else "encryption"
+        if self.valid:
+            return f"valid {use} certificate of {who}{_revocation_remark(self.validation)}"
+        reasons = "; ".join(p.message for p in self.problems) or self.status.value
+        return f"{self.status.value}: {use} certificate of {who}: {reasons}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "valid": self.valid,
+            "purpose": self.purpose,
+            "problems": [p.to_json() for p in self.problems],
+            "certificate": _cert_json(self.certificate),
+            "path": [_cert_json(c) for c in self.path],
+            "addresses": list(self.addresses),
+            "address_matches": self.address_matches,
+            "validation": self.validation.to_json() if self.validation else None,
         }
 
 
