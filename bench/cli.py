@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA_VERSION, large, throughput
+from bench import SCHEMA_VERSION, encryption, large, throughput
 from bench.common import MIB, RESULTS, BenchError, Figure, machine_info
 from bench.fixtures import Keys, make_keys
 
@@ -63,6 +63,22 @@ def _large(variant: str, big: bool) -> Callable[[Context], list[Figure]]:
     return run
 
 
+def _large_encrypt(big: bool) -> Callable[[Context], list[Figure]]:
+    def run(ctx: Context) -> list[Figure]:
+        size = ctx.big_size if big else ctx.large_size
+        # the input, mailseal's and OpenSSL's output (base64: 1.37×), the ciphertext spool of
+        # an AES-GCM decryption (in the temporary directory) and some room
+        need = int(size * 5.5)
+        if large.free_bytes(ctx.workdir) < need:
+            raise BenchError(f"not enough free space in {ctx.workdir} (need {need >> 20} MiB)")
+        rss, wall = ctx.baseline()
+        name = f"{'big' if big else 'large'}-encrypt"
+        repeat = ctx.repeat if ctx.repeat is not None else (1 if big or ctx.args.quick else 3)
+        return encryption.run_large(name, size, ctx.keys, ctx.workdir, rss, wall, repeat=repeat)
+
+    return run
+
+
 def _startup(ctx: Context) -> list[Figure]:
     rss, wall = ctx.baseline()
     return [large.startup_figure(rss, wall)]
@@ -83,6 +99,16 @@ BENCHES: tuple[Bench, ...] = (
         lambda c: throughput.verify_1k(c.keys, c.seconds, c.speed_seconds, c.workdir),
     ),
     Bench(
+        "encrypt-1k",
+        "1 KiB encrypt rate to one RSA-2048 recipient (AES-256-GCM + OAEP; CBC + PKCS#1 v1.5)",
+        lambda c: encryption.encrypt_1k(c.keys, c.seconds, c.speed_seconds, c.workdir),
+    ),
+    Bench(
+        "decrypt-1k",
+        "1 KiB decrypt rate (OAEP and PKCS#1 v1.5) vs openssl speed rsa2048 sign",
+        lambda c: encryption.decrypt_1k(c.keys, c.seconds, c.speed_seconds, c.workdir),
+    ),
+    Bench(
         "large-text", "large text/plain message: sign + verify, wall and RSS", _large("text", False)
     ),
     Bench(
@@ -90,8 +116,16 @@ BENCHES: tuple[Bench, ...] = (
         "large multipart/mixed message with a base64 attachment: sign + verify",
         _large("mixed", False),
     ),
+    Bench(
+        "large-encrypt",
+        "large text/plain message: encrypt + decrypt (AES-256-GCM and -CBC), wall and RSS",
+        _large_encrypt(False),
+    ),
     Bench("big-text", "as large-text at 1 GiB (only with --big)", _large("text", True), False),
     Bench("big-mixed", "as large-mixed at 1 GiB (only with --big)", _large("mixed", True), False),
+    Bench(
+        "big-encrypt", "as large-encrypt at 1 GiB (only with --big)", _large_encrypt(True), False
+    ),
 )
 
 
@@ -145,7 +179,7 @@ def _select(args: argparse.Namespace) -> list[Bench]:
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    if unit in ("msg/s", "sig/s"):
+    if unit in ("msg/s", "sig/s", "op/s"):
         return f"{value:,.0f} {unit}"
     if unit == "s":
         return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.2f} s"
@@ -194,11 +228,11 @@ def render(figures: list[Figure], errors: dict[str, str]) -> str:
 
     out = [line(head), "  ".join("-" * w for w in widths).rstrip()]
     last_bench = None
-    for i, (f, r) in enumerate(zip(figures, rows, strict=True)):
+    for i, (f, row) in enumerate(zip(figures, rows, strict=True)):
         if last_bench is not None and f.bench != last_bench:
             out.append("")
         last_bench = f.bench
-        out.append(line(r))
+        out.append(line(row))
         if i in notes:
             out.append("    ↳ " + notes[i])
     for name, err in errors.items():
@@ -219,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.list:
         for b in BENCHES:
-            print(f"{b.name:12} {'' if b.default else '(opt-in) '}{b.about}")
+            print(f"{b.name:13} {'' if b.default else '(opt-in) '}{b.about}")
         return 0
     selected = _select(args)
     seconds = args.seconds or (0.5 if args.quick else 3.0)

@@ -136,6 +136,29 @@ def measure_rate(
     return Rate(tuple(rates), total, elapsed_total)
 
 
+def interleaved_rates(
+    fns: dict[str, Callable[[int], None]], seconds: float, *, rounds: int = 5, warmup: int = 20
+) -> dict[str, Rate]:
+    """Like :func:`measure_rate` for several functions at once, their rounds taken in turn
+    (A B C A B C …), so a burst of load on a shared machine hits all of them alike.
+    ``seconds`` is the time per function."""
+    per_round = seconds / rounds
+    parts: dict[str, list[Rate]] = {name: [] for name in fns}
+    for k in range(rounds):
+        for name, fn in fns.items():
+            parts[name].append(
+                measure_rate(fn, per_round, rounds=1, warmup=warmup if k == 0 else 2)
+            )
+    return {
+        name: Rate(
+            tuple(r.rounds[0] for r in rs),
+            sum(r.ops for r in rs),
+            sum(r.seconds for r in rs),
+        )
+        for name, rs in parts.items()
+    }
+
+
 # -- child processes --------------------------------------------------------------------------
 
 

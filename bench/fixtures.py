@@ -1,4 +1,5 @@
-"""A throwaway PKI written to files, and the messages the benchmarks sign and verify."""
+"""A throwaway PKI written to files, and the messages the benchmarks sign, verify, encrypt
+and decrypt."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from mailseal.cms.signed import PreparedSigner
 from mailseal.pki.testpki import Issued, TestPKI, write_identity
 
 SENDER = "alice@example.org"
+RECIPIENT = "bob@example.org"
 
 
 @dataclass(frozen=True)
 class Keys:
-    """A root, an issuing CA and an RSA-2048 signing certificate for :data:`SENDER`."""
+    """A root, an issuing CA, an RSA-2048 signing certificate for :data:`SENDER` and an
+    RSA-2048 encryption certificate (keyEncipherment, emailProtection) for :data:`RECIPIENT`."""
 
     pki: TestPKI
     user: Issued
@@ -29,6 +32,10 @@ class Keys:
     chain_pem: Path  # the issuing CA, sent along with signatures
     cert_pem: Path
     key_pem: Path
+    bob: Issued
+    bob_identity: mailseal.Identity
+    bob_cert_pem: Path
+    bob_key_pem: Path
 
     def trust(self) -> mailseal.Trust:
         return mailseal.Trust([self.pki.root.cert])
@@ -43,6 +50,9 @@ def make_keys(workdir: Path) -> Keys:
     root_pem.write_bytes(pki.root.cert_pem)
     chain_pem = workdir / "chain.pem"
     chain_pem.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pki.chain))
+    bob = pki.user(RECIPIENT, key_type="rsa2048", usage="encryption")
+    bob_identity = mailseal.load_identity(bob.cert_pem, bob.key_pem, chain=list(pki.chain))
+    bob_cert_pem, bob_key_pem = write_identity(workdir, "bob", bob)
     return Keys(
         pki=pki,
         user=user,
@@ -52,6 +62,10 @@ def make_keys(workdir: Path) -> Keys:
         chain_pem=chain_pem,
         cert_pem=cert_pem,
         key_pem=key_pem,
+        bob=bob,
+        bob_identity=bob_identity,
+        bob_cert_pem=bob_cert_pem,
+        bob_key_pem=bob_key_pem,
     )
 
 

@@ -16,7 +16,7 @@ from bench.common import RESULTS
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    if unit in ("msg/s", "sig/s"):
+    if unit in ("msg/s", "sig/s", "op/s"):
         return f"{value:,.0f} {unit}"
     if unit == "s":
         return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.2f} s"
@@ -41,7 +41,11 @@ def render(doc: dict[str, Any]) -> str:
     ]
     for f in doc["figures"]:
         unit = f["unit"]
-        ref_unit = "sig/s" if (f["reference"] or "").startswith("openssl speed") else unit
+        ref_unit = (
+            "sig/s"
+            if unit == "msg/s" and (f["reference"] or "").startswith("openssl speed")
+            else unit
+        )
         r = f["ratio"]
         ratio = "—" if r is None else (f"{r:.3f}×" if r < 10 else f"{r:.1f}×")
         target = f["target"]["text"] if f["target"] else "(info)"

@@ -61,6 +61,39 @@ def speed_reference(seconds: int, runs: int) -> tuple[float, float, list[tuple[f
     )
 
 
+def speed_before(seconds: int) -> int:
+    """Index of the ``openssl speed`` run that stands "before" a benchmark's loops: the most
+    recent one of this process (taken just after the previous benchmark's loops) or, when there
+    is none yet, a fresh one. Pair with :func:`speed_after`."""
+    if not _SPEED_RUNS:
+        _SPEED_RUNS.append(openssl_speed_rsa2048(seconds))
+    return len(_SPEED_RUNS) - 1
+
+
+def speed_after(seconds: int, before: int) -> tuple[float, float, list[tuple[float, float]]]:
+    """A fresh ``openssl speed`` run after the loops; mean (sign/s, verify/s) of it and run
+    ``before``, and the two runs."""
+    _SPEED_RUNS.append(openssl_speed_rsa2048(seconds))
+    used = [_SPEED_RUNS[before], _SPEED_RUNS[-1]]
+    return (
+        statistics.mean(r[0] for r in used),
+        statistics.mean(r[1] for r in used),
+        used,
+    )
+
+
+def unstable_note(runs: list[tuple[float, float]], column: int = 0) -> str:
+    """A warning when the ``openssl speed`` runs around the loops differ by more than 10 %."""
+    values = [r[column] for r in runs]
+    lo, hi = min(values), max(values)
+    if hi > lo * 1.10:
+        what = "sig/s" if column == 0 else "verify/s"
+        return (
+            f"UNSTABLE reference ({lo:,.0f} vs {hi:,.0f} {what} before/after): is the machine busy?"
+        )
+    return ""
+
+
 def sign_1k(keys: Keys, seconds: float, speed_seconds: int) -> list[Figure]:
     msgs = [message_1k(i) for i in range(POOL)]
     prepared = keys.prepared
@@ -108,12 +141,7 @@ def sign_1k(keys: Keys, seconds: float, speed_seconds: int) -> list[Figure]:
     r_prim = measure_rate(primitive, seconds / 2, rounds=3)
     ossl_sign, _ossl_verify, speed_runs = speed_reference(speed_seconds, 2)
     speed_ref = f"openssl speed rsa2048 sign (2×{speed_seconds} s)"
-    lo, hi = sorted(r[0] for r in speed_runs)
-    unstable = (
-        f"; UNSTABLE reference ({lo:,.0f} vs {hi:,.0f} sig/s before/after): is the machine busy?"
-        if hi > lo * 1.10
-        else ""
-    )
+    unstable = unstable_note(speed_runs)
     return [
         Figure(
             "sign-1k",
@@ -123,7 +151,7 @@ def sign_1k(keys: Keys, seconds: float, speed_seconds: int) -> list[Figure]:
             speed_ref,
             ossl_sign,
             Target("ratio", ">=", 0.80),
-            note=unstable.lstrip("; "),
+            note=unstable,
             detail={"mailseal": r_prep.as_json(), "openssl_speed_runs": speed_runs},
         ),
         Figure(
