@@ -19,7 +19,14 @@ from mailseal.cms.content import CIPHERS, ContentCipher
 from mailseal.cms.enveloped import EnvelopeInfo, EnvelopeRecipient, describe_recipient
 from mailseal.cms.recipients import KeyTransportChoice
 from mailseal.cms.signed import PreparedSigner
-from mailseal.errors import IdentityError, LimitExceeded, MailsealError, NotSMIME, UsageError
+from mailseal.errors import (
+    IdentityError,
+    InputError,
+    LimitExceeded,
+    MailsealError,
+    NotSMIME,
+    UsageError,
+)
 from mailseal.keys.base import Decrypter, HashName
 from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
@@ -510,7 +517,12 @@ def open_stream(
         for depth in range(limits.max_layers + 1):
             pos = current.tell()
             r = Reader.from_stream(current)
-            top = E.classify(r, limits)
+            try:
+                top = E.classify(r, limits)
+            except (NotSMIME, InputError):
+                if depth == 0:
+                    raise
+                break  # the innermost content is not MIME (or is empty): nothing more to peel
             if depth == 0:
                 transport = _transport(top.headers)
                 from_addresses = H.addresses(list(top.headers), "from")

@@ -206,6 +206,20 @@ class SMime:
         )
 
     @staticmethod
+    def wrap_pkcs7(der: bytes, smime_type: str, *, headers: bytes = b"") -> bytes:
+        """An application/pkcs7-mime message around peer-made DER CMS, after ``headers``
+        (CRLF-terminated transport header fields such as From/To/Subject)."""
+        b64 = base64.encodebytes(der).replace(b"\n", b"\r\n")
+        return (
+            headers + b"MIME-Version: 1.0\r\n"
+            b"Content-Type: application/pkcs7-mime; smime-type=" + smime_type.encode() + b"; "
+            b'name="smime.p7m"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n"
+            b'Content-Disposition: attachment; filename="smime.p7m"\r\n'
+            b"\r\n" + b64
+        )
+
+    @staticmethod
     def signer_infos(der: bytes) -> list[Any]:
         """The asn1crypto SignerInfo objects of a DER SignedData ContentInfo."""
         ci = cms.ContentInfo.load(der)
@@ -272,6 +286,52 @@ class Verdict:
 
     def explain(self) -> str:
         return describe(self.proc)
+
+
+@dataclass
+class Opened:
+    """What ``mailseal decrypt`` or ``mailseal open --json`` did."""
+
+    proc: subprocess.CompletedProcess[bytes]
+    report: dict[str, Any] | None
+    content: bytes | None
+    out_path: Path | None
+
+    @property
+    def rc(self) -> int:
+        return self.proc.returncode
+
+    @property
+    def err(self) -> str:
+        return self.proc.stderr.decode("utf-8", "replace")
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        return list((self.report or {}).get("layers") or [])
+
+    @property
+    def kinds(self) -> list[str]:
+        return [layer.get("kind", "?") for layer in self.layers]
+
+    def explain(self) -> str:
+        return describe(self.proc)
+
+    def assert_clean_error(self) -> None:
+        """Exit 2, one line on stderr naming the problem, no traceback, no output file."""
+        assert self.rc == 2, "expected exit 2" + self.explain()
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1, "expected one line on stderr" + self.explain()
+        assert lines[0].startswith("mailseal: error: "), self.explain()
+        assert "Traceback" not in self.err and "internal error" not in self.err, self.explain()
+        if self.out_path is not None:
+            assert not self.out_path.exists(), "a failed run left an output file" + self.explain()
+
+
+def _ident_args(identities: Sequence[HasIdentity]) -> list[str | Path]:
+    args: list[str | Path] = []
+    for ident in identities:
+        args += ["--cert", ident.cert, "--key", ident.key]
+    return args
 
 
 @dataclass
@@ -355,6 +415,74 @@ class Mailseal:
             content_out.read_bytes() if content_out is not None and content_out.exists() else None
         )
         return Verdict(proc=proc, report=report, content=content)
+
+    def encrypt(
+        self, recipients: Sequence[HasIdentity], content: bytes = MAIL, *extra: str | Path
+    ) -> bytes:
+        """``mailseal encrypt -q --to ...``; returns the S/MIME output."""
+        src, out = self.path(".in"), self.path(".eml")
+        src.write_bytes(content)
+        args: list[str | Path] = ["encrypt", "-q", "-i", src, "-o", out]
+        for r in recipients:
+            args += ["--to", r.cert]
+        proc = self.run(*args, *extra)
+        assert proc.returncode == 0 and out.exists(), "mailseal encrypt failed:" + describe(proc)
+        return out.read_bytes()
+
+    def seal(
+        self,
+        signer: HasIdentity,
+        recipients: Sequence[HasIdentity],
+        content: bytes = MAIL,
+        *extra: str | Path,
+    ) -> bytes:
+        """``mailseal seal -q`` by ``signer`` (with the session chain) to ``recipients``."""
+        src, out = self.path(".in"), self.path(".eml")
+        src.write_bytes(content)
+        args: list[str | Path] = ["seal", "-q", "-i", src, "-o", out, "--chain", self.chain]
+        args += _ident_args([signer])
+        for r in recipients:
+            args += ["--to", r.cert]
+        proc = self.run(*args, *extra)
+        assert proc.returncode == 0 and out.exists(), "mailseal seal failed:" + describe(proc)
+        return out.read_bytes()
+
+    def decrypt(self, data: bytes, identities: Sequence[HasIdentity], *extra: str | Path) -> Opened:
+        """``mailseal decrypt -o FILE`` with the given identities (the report goes to stderr)."""
+        src, out = self.path(".msg"), self.path(".dec")
+        src.write_bytes(data)
+        proc = self.run("decrypt", "-i", src, "-o", out, *_ident_args(identities), *extra)
+        content = out.read_bytes() if out.exists() else None
+        return Opened(proc=proc, report=None, content=content, out_path=out)
+
+    def open(
+        self,
+        data: bytes,
+        identities: Sequence[HasIdentity] = (),
+        *extra: str | Path,
+        trust: Path | None = None,
+    ) -> Opened:
+        """``mailseal open --json -o FILE`` trusting ``trust`` (default: the session root)."""
+        src, out = self.path(".msg"), self.path(".open")
+        src.write_bytes(data)
+        args: list[str | Path] = [
+            "open",
+            "--json",
+            "-i",
+            src,
+            "-o",
+            out,
+            "--trust",
+            trust or self.trust,
+        ]
+        proc = self.run(*args, *_ident_args(identities), *extra)
+        report: dict[str, Any] | None
+        try:
+            report = json.loads(proc.stdout)
+        except ValueError:
+            report = None
+        content = out.read_bytes() if out.exists() else None
+        return Opened(proc=proc, report=report, content=content, out_path=out)
 
     def assert_valid(self, v: Verdict, *, signers: int = 1) -> None:
         assert v.rc == 0, "mailseal verify: expected exit 0 (valid)" + v.explain()
@@ -616,3 +744,380 @@ def nss_other(tmp_path_factory: pytest.TempPathFactory, require_peer: Any, pki_d
         bins,
         trust=[("Other Test Root", pki_dir / "other-root.pem")],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# encryption: helpers for the encrypt/decrypt/seal/open interop tests (test_encrypt_*.py)
+
+# dotted OIDs the encryption tests look for in CMS structures
+OID_ENVELOPED = "1.2.840.113549.1.7.3"
+OID_AUTH_ENVELOPED = "1.2.840.113549.1.9.16.1.23"
+OID_CIPHER = {
+    "aes-128-cbc": "2.16.840.1.101.3.4.1.2",
+    "aes-192-cbc": "2.16.840.1.101.3.4.1.22",
+    "aes-256-cbc": "2.16.840.1.101.3.4.1.42",
+    "aes-128-gcm": "2.16.840.1.101.3.4.1.6",
+    "aes-192-gcm": "2.16.840.1.101.3.4.1.26",
+    "aes-256-gcm": "2.16.840.1.101.3.4.1.46",
+}
+OID_RSA_PKCS1 = "1.2.840.113549.1.1.1"
+OID_RSA_OAEP = "1.2.840.113549.1.1.7"
+# RFC 5753 §7.1.4 (SEC 1): dhSinglePass-stdDH-sha*kdf-scheme, cofactor variants, SHA-1 (X9.63)
+OID_ECDH = {
+    "sha1": "1.3.133.16.840.63.0.2",
+    "sha224": "1.3.132.1.11.0",
+    "sha256": "1.3.132.1.11.1",
+    "sha384": "1.3.132.1.11.2",
+    "sha512": "1.3.132.1.11.3",
+    "cofactor-sha256": "1.3.132.1.14.1",
+}
+OID_WRAP = {
+    16: "2.16.840.1.101.3.4.1.5",
+    24: "2.16.840.1.101.3.4.1.25",
+    32: "2.16.840.1.101.3.4.1.45",
+}
+
+
+@dataclass(frozen=True)
+class RecipientView:
+    """One RecipientInfo, as the tests see it."""
+
+    kind: str  # "ktri" or "kari"
+    algorithm: str  # keyEncryptionAlgorithm, dotted
+    rids: tuple[str, ...]  # "issuer_and_serial_number" / "subject_key_identifier" / ...
+    serials: tuple[int, ...]  # serial numbers named by issuerAndSerialNumber
+    wrap: str | None = None  # kari: the key wrap algorithm, dotted
+
+
+@dataclass(frozen=True)
+class EnvelopeView:
+    """The outside of an EnvelopedData / AuthEnvelopedData (read with asn1crypto)."""
+
+    content_type: str  # dotted
+    cipher: str  # content encryption algorithm, dotted
+    recipients: tuple[RecipientView, ...]
+    ber: bool  # indefinite-length outer encoding (the streaming form)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.content_type == OID_AUTH_ENVELOPED
+
+
+class Envelopes:
+    """Reading and damaging encrypted CMS, independent of the mailseal code under test."""
+
+    OID_ENVELOPED = OID_ENVELOPED
+    OID_AUTH_ENVELOPED = OID_AUTH_ENVELOPED
+    OID_CIPHER = OID_CIPHER
+    OID_RSA_PKCS1 = OID_RSA_PKCS1
+    OID_RSA_OAEP = OID_RSA_OAEP
+    OID_ECDH = OID_ECDH
+    OID_WRAP = OID_WRAP
+
+    @staticmethod
+    def der(data: bytes) -> bytes:
+        """The DER/BER of a pkcs7-mime message, or ``data`` itself when it is raw CMS."""
+        if data[:1] == b"\x30":
+            return data
+        return SMime.b64_body(data)
+
+    @staticmethod
+    def view(data: bytes) -> EnvelopeView:
+        der = Envelopes.der(data)
+        ci = cms.ContentInfo.load(der)
+        ctype = ci["content_type"].dotted
+        env = ci["content"]
+        eci_name = (
+            "auth_encrypted_content_info"
+            if ctype == OID_AUTH_ENVELOPED
+            else "encrypted_content_info"
+        )
+        cipher = env[eci_name]["content_encryption_algorithm"]["algorithm"].dotted
+        recips: list[RecipientView] = []
+        for ri in env["recipient_infos"]:
+            chosen = ri.chosen
+            alg = chosen["key_encryption_algorithm"]["algorithm"].dotted
+            if ri.name == "ktri":
+                rid = chosen["rid"]
+                serials = (
+                    (rid.chosen["serial_number"].native,)
+                    if rid.name == "issuer_and_serial_number"
+                    else ()
+                )
+                recips.append(RecipientView("ktri", alg, (rid.name,), serials))
+            elif ri.name == "kari":
+                rids: list[str] = []
+                kari_serials: list[int] = []
+                for rek in chosen["recipient_encrypted_keys"]:
+                    rid = rek["rid"]
+                    rids.append(rid.name)
+                    if rid.name == "issuer_and_serial_number":
+                        kari_serials.append(rid.chosen["serial_number"].native)
+                params = chosen["key_encryption_algorithm"]["parameters"]
+                wrap = (
+                    params.parse(cms.KeyEncryptionAlgorithm)["algorithm"].dotted
+                    if params.contents
+                    else None
+                )
+                recips.append(RecipientView("kari", alg, tuple(rids), tuple(kari_serials), wrap))
+            else:
+                recips.append(RecipientView(ri.name, alg, (), ()))
+        return EnvelopeView(ctype, cipher, tuple(recips), ber=der[1:2] == b"\x80")
+
+    @staticmethod
+    def _rewrap(original: bytes, der: bytes) -> bytes:
+        if original[:1] == b"\x30":
+            return der
+        head, _ = SMime.split_headers(original)
+        return head + base64.encodebytes(der).replace(b"\n", b"\r\n")
+
+    @staticmethod
+    def ciphertext(data: bytes) -> bytes:
+        """The encrypted content (constructed OCTET STRINGs joined)."""
+        ci = cms.ContentInfo.load(Envelopes.der(data))
+        env = ci["content"]
+        eci = env[
+            "auth_encrypted_content_info"
+            if ci["content_type"].dotted == OID_AUTH_ENVELOPED
+            else "encrypted_content_info"
+        ]
+        return bytes(eci["encrypted_content"].native)
+
+    @staticmethod
+    def flip(data: bytes, where: str, *, block: int = 1, bit: int = 0, byte: int = 0) -> bytes:
+        """Flip one bit of an encrypted message (MIME or raw CMS; the result has the same form).
+
+        ``where="ciphertext"``: bit ``bit`` of byte ``byte`` of ciphertext block ``block``
+        (16-byte AES blocks, negative counts from the end); ``where="tag"``: of the GCM tag.
+        The bytes are located in the encoding by search, so the result keeps its structure.
+        """
+        der = bytearray(Envelopes.der(data))
+        if where == "tag":
+            ci = cms.ContentInfo.load(bytes(der))
+            assert ci["content_type"].dotted == OID_AUTH_ENVELOPED, "no tag outside GCM"
+            needle = bytes(ci["content"]["mac"].native)
+        else:
+            ct = Envelopes.ciphertext(bytes(der))
+            k = block % (len(ct) // 16)
+            needle = ct[k * 16 : k * 16 + 16]
+        assert der.count(needle) == 1, "the bytes to flip are not unique in the encoding"
+        at = der.find(needle) + byte
+        der[at] ^= 1 << bit
+        return Envelopes._rewrap(data, bytes(der))
+
+
+@pytest.fixture(scope="session")
+def envelopes() -> type[Envelopes]:
+    return Envelopes
+
+
+@pytest.fixture(scope="session")
+def dave(make_ident: Any) -> HasIdentity:
+    """ECDSA P-384, signing + key agreement (ECDH with the SHA-384 KDF)."""
+    return make_ident("dave-p384", email="dave@example.org", key_type="p384")  # type: ignore[no-any-return]
+
+
+@dataclass
+class GpgsmHome(Gpgsm):
+    """A gpgsm home of its own holding one person's key (``key_import`` says how that went)."""
+
+    owner: str = ""
+    key_import: subprocess.CompletedProcess[bytes] | None = None
+
+    @property
+    def has_key(self) -> bool:
+        return self.key_import is not None and self.key_import.returncode == 0
+
+    def decrypt(self, der: bytes) -> tuple[subprocess.CompletedProcess[bytes], bytes | None]:
+        """``gpgsm --decrypt``: (process, plaintext or None).
+
+        Success is gpgsm's ``DECRYPTION_OKAY`` status line, not its exit code: gpgsm 2.2 exits 2
+        after decrypting correctly when an earlier RecipientInfo named a certificate it knows
+        without the key (NO_SECKEY), as in any message to several people it knows."""
+        src, out = self.write(der, ".p7m"), self.path(".dec")
+        proc = self.batch("--status-fd", "1", "--output", out, "--decrypt", src, passphrase=True)
+        ok = b"[GNUPG:] DECRYPTION_OKAY" in proc.stdout and out.exists()
+        return proc, (out.read_bytes() if ok else None)
+
+    def encrypt(
+        self, content: bytes, recipients: Sequence[str], *opts: str
+    ) -> tuple[subprocess.CompletedProcess[bytes], bytes | None]:
+        """``gpgsm --encrypt`` (DER output) to the addresses given."""
+        src, out = self.write(content, ".txt"), self.path(".p7m")
+        args: list[str | Path] = [*opts]
+        for r in recipients:
+            args += ["-r", r]
+        proc = self.run("gpgsm", "--batch", *args, "--output", out, "--encrypt", src, input=b"")
+        return proc, (out.read_bytes() if proc.returncode == 0 and out.exists() else None)
+
+    def sign(self, content: bytes, *, opaque: bool) -> bytes:
+        src, out = self.write(content, ".txt"), self.path(".p7m" if opaque else ".p7s")
+        mode = "--sign" if opaque else "--detach-sign"
+        proc = self.batch(
+            "-u", self.owner, "--include-certs", "-1", mode, "--output", out, src, passphrase=True
+        )
+        assert proc.returncode == 0 and out.exists(), describe(proc)
+        return out.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def gpgsm_keys(
+    tmp_path_factory: pytest.TempPathFactory,
+    require_peer: Any,
+    pki: TestPKI,
+    pki_dir: Path,
+    alice: HasIdentity,
+    bob: HasIdentity,
+    carol: HasIdentity,
+    dave: HasIdentity,
+) -> Iterator[Any]:
+    """Factory: ``gpgsm_keys(bob)`` -> a GpgsmHome of its own (root in trustlist.txt, CRL checks
+    off, the certificates of alice/bob/carol/dave imported) holding ``owner``'s key from a legacy
+    PKCS#12 (gpgsm 2.2 reads no other). Cached per owner; every agent is killed at teardown."""
+    bins = require_peer("gpgsm")
+    people = {i.stem: i for i in (alice, bob, carol, dave)}
+    homes: dict[str, GpgsmHome] = {}
+
+    def make(owner: HasIdentity) -> GpgsmHome:
+        if owner.stem in homes:
+            return homes[owner.stem]
+        work = tmp_path_factory.mktemp(f"gpgsm-{owner.stem}")
+        home = work / "gnupg"
+        home.mkdir(mode=0o700)
+        # s2k-count: the agent's default calibration costs ~0.5 s per key use (throwaway keys)
+        (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\ns2k-count 65536\n")
+        (home / "gpgsm.conf").write_text("disable-crl-checks\ndisable-policy-checks\n")
+        (home / "trustlist.txt").write_text(f"{_sha1_colon_fingerprint(pki.root.cert_pem)} S\n")
+        env = {**os.environ, "GNUPGHOME": str(home)}
+        g = GpgsmHome(workdir=work, bins=bins, env=env, owner=owner.email)
+        homes[owner.stem] = g
+        certs = [pki_dir / "root.pem", pki_dir / "chain.pem"]
+        certs += [p.cert for p in people.values()]
+        proc = g.batch("--import", *certs)
+        assert proc.returncode == 0, describe(proc)
+        p12 = work / f"{owner.stem}.p12"
+        p12.write_bytes(owner.issued.pkcs12(GPGSM_PASS, legacy=True, chain=pki.chain))
+        g.key_import = g.batch("--import", p12, passphrase=True)
+        return g
+
+    try:
+        yield make
+    finally:
+        for g in homes.values():
+            run([bins["gpgconf"], "--kill", "all"], env=g.env)
+
+
+@dataclass
+class NssDb(Nss):
+    """An NSS database holding some people's keys and the others' certificates."""
+
+    def decrypt(self, der: bytes) -> tuple[subprocess.CompletedProcess[bytes], bytes | None]:
+        """``cmsutil -D -o``: the decrypted content, or None (NSS exits 1 on failure)."""
+        src, out = self.write(der, ".p7m"), self.path(".dec")
+        proc = self.run("cmsutil", "-D", "-d", self.db, "-i", src, "-o", out)
+        return proc, (out.read_bytes() if proc.returncode == 0 and out.exists() else None)
+
+    def envelope(
+        self, content: bytes, recipients: Sequence[str]
+    ) -> tuple[subprocess.CompletedProcess[bytes], bytes | None]:
+        """``cmsutil -E -r a,b``: EnvelopedData (DER) to the addresses given."""
+        src, out = self.write(content, ".txt"), self.path(".p7m")
+        proc = self.run(
+            "cmsutil", "-E", "-d", self.db, "-r", ",".join(recipients), "-i", src, "-o", out
+        )
+        return proc, (out.read_bytes() if proc.returncode == 0 and out.exists() else None)
+
+    def sign(self, content: bytes, signer: str, *, opaque: bool) -> bytes:
+        """``cmsutil -S`` (-G signingTime, -P SMIMECapabilities, -T detached)."""
+        src, out = self.write(content, ".txt"), self.path(".p7m" if opaque else ".p7s")
+        args: list[str | Path] = ["cmsutil", "-S", "-d", self.db, "-N", signer, "-G", "-P"]
+        args += ["-H", "SHA256", "-i", src, "-o", out]
+        if not opaque:
+            args.append("-T")
+        proc = self.run(*args)
+        assert proc.returncode == 0 and out.exists(), describe(proc)
+        return out.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def nss_keys(
+    tmp_path_factory: pytest.TempPathFactory,
+    require_peer: Any,
+    pki: TestPKI,
+    pki_dir: Path,
+    alice: HasIdentity,
+    bob: HasIdentity,
+    carol: HasIdentity,
+    dave: HasIdentity,
+) -> Any:
+    """Factory: ``nss_keys(alice, bob)`` -> an NssDb trusting the session root, holding the keys
+    of the people given and the certificates of the rest of alice/bob/carol/dave. Cached."""
+    bins = require_peer("nss")
+    people = [alice, bob, carol, dave]
+    dbs: dict[tuple[str, ...], NssDb] = {}
+
+    def make(*owners: HasIdentity) -> NssDb:
+        key = tuple(sorted(o.stem for o in owners))
+        if key in dbs:
+            return dbs[key]
+        work = tmp_path_factory.mktemp("nss-" + "-".join(key))
+        (work / "db").mkdir()
+        n = NssDb(workdir=work, bins=bins, db=f"sql:{work / 'db'}")
+        proc = n.run("certutil", "-N", "-d", n.db, "--empty-password")
+        assert proc.returncode == 0, describe(proc)
+        proc = n.run(
+            "certutil",
+            "-A",
+            "-d",
+            n.db,
+            "-n",
+            "mailseal Test Root",
+            "-t",
+            "C,C,C",
+            "-i",
+            pki_dir / "root.pem",
+        )
+        assert proc.returncode == 0, describe(proc)
+        for person in people:
+            if person.stem in key:
+                p12 = n.path(".p12")
+                p12.write_bytes(person.issued.pkcs12(NSS_P12_PASS, chain=pki.chain))
+                proc = n.run(
+                    "pk12util", "-i", p12, "-d", n.db, "-W", NSS_P12_PASS.decode(), "-K", ""
+                )
+            else:
+                proc = n.run(
+                    "certutil", "-A", "-d", n.db, "-n", person.stem, "-t", ",,", "-i", person.cert
+                )
+            assert proc.returncode == 0, f"NSS import of {person.stem} failed" + describe(proc)
+        dbs[key] = n
+        return n
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def openssl_envelope(openssl: Peer) -> Any:
+    """``openssl_envelope(content, [idents], "aes-256-gcm", *keyopts, keyid=False)`` -> DER
+    EnvelopedData/AuthEnvelopedData made by OpenSSL: the reference a peer is also given when it
+    fails on mailseal's output, to tell a peer limit from a mailseal bug."""
+
+    def make(
+        content: bytes,
+        recipients: Sequence[HasIdentity],
+        cipher: str,
+        *keyopts: str,
+        keyid: bool = False,
+    ) -> bytes:
+        src, out = openssl.write(content, ".txt"), openssl.path(".p7m")
+        args: list[str | Path] = ["openssl", "cms", "-encrypt", "-binary", f"-{cipher}"]
+        args += ["-in", src, "-outform", "DER", "-out", out]
+        if keyid:
+            args.append("-keyid")
+        for r in recipients:
+            args += ["-recip", r.cert, *keyopts]
+        proc = openssl.run(*args)
+        assert proc.returncode == 0 and out.exists(), describe(proc)
+        return out.read_bytes()
+
+    return make

@@ -10,6 +10,7 @@ import json
 import shutil
 import sys
 import tempfile
+import warnings
 from typing import Any
 
 import click
@@ -75,11 +76,15 @@ def _load_identities(
         password = read_password(password_env, password_file, what=key_path, needed=False)
         try:
             ident = load_identity(cert_pem, key_pem, password=password, chain=extra)
-        except PasswordError:
-            if password is not None:
+        except PasswordError as exc:
+            if password is not None and "not encrypted" in str(exc):
+                # the one password given is for another key (an encrypted key or a PKCS#12)
+                ident = load_identity(cert_pem, key_pem, chain=extra)
+            elif password is not None:
                 raise
-            password = read_password(None, None, what=key_path, needed=True)
-            ident = load_identity(cert_pem, key_pem, password=password, chain=extra)
+            else:
+                password = read_password(None, None, what=key_path, needed=True)
+                ident = load_identity(cert_pem, key_pem, password=password, chain=extra)
         identities.append(ident)
     for p12_path in p12s:
         data = read_file(p12_path, "PKCS#12 file")
@@ -540,6 +545,9 @@ cli.add_command(validate_cmd)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: no traceback ever reaches the user."""
+    # library warnings (e.g. about certificates with negative serial numbers in the mail
+    # being judged) are not for the person at the terminal: the verdict says what matters
+    warnings.simplefilter("ignore")
     try:
         rv = cli.main(args=argv, prog_name="mailseal", standalone_mode=False)
     except click.exceptions.Abort:

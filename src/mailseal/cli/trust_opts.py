@@ -12,6 +12,7 @@ import functools
 import json
 import ssl
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,12 +106,18 @@ class TrustSpec:
     ignore_address: bool = False
     policies: tuple[str, ...] = ()
     require_explicit_policy: bool = False
+    fetch_issuers: bool = False
 
     @property
     def has_anchors(self) -> bool:
         return bool(self.trust) or self.system_trust
 
     def build(self) -> Trust:
+        # cryptography warns (with source lines) about certificates it will refuse one day,
+        # e.g. negative serial numbers; the verdict is what the user reads
+        from cryptography.utils import CryptographyDeprecationWarning
+
+        warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
         anchors = load_cert_paths(self.trust, "trust anchor") if self.trust else []
         if self.system_trust:
             anchors.extend(system_anchors())
@@ -126,6 +133,7 @@ class TrustSpec:
             revocation=self.revocation,  # type: ignore[arg-type]
             offline=self.offline,
             fetcher=fetcher,
+            fetch_issuers=self.fetch_issuers,
             at=parse_time(self.at) if self.at else None,
             trust_signing_time=self.trust_signing_time,
             allow_weak=self.allow_weak,
@@ -197,6 +205,11 @@ def trust_options(*, messages: bool = True, address: bool = True) -> Callable[[A
             "--offline",
             is_flag=True,
             help="Fetch nothing: use only the CRLs and OCSP responses given or carried.",
+        ),
+        click.option(
+            "--fetch-issuers",
+            is_flag=True,
+            help="Fetch missing CA certificates from AIA caIssuers URLs (not with --offline).",
         ),
         click.option(
             "--at",

@@ -77,13 +77,15 @@ def decompress_stream(
     state = {"in": 0, "out": 0}
 
     def feed(chunk: bytes) -> None:
-        state["in"] += len(chunk)
         data = chunk
         while data:
             try:
                 out = z.decompress(data, 1 << 20)
             except zlib.error as exc:
                 raise MalformedCMS(f"the compressed content is corrupt ({exc})") from None
+            # count what zlib consumed, not what it was offered, so that a bomb in one large
+            # segment is stopped as early as one in many small segments
+            state["in"] += len(data) - len(z.unconsumed_tail)
             _account(len(out))
             if out:
                 sink(out)

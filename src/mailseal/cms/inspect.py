@@ -46,6 +46,15 @@ _CERT_CACHE: OrderedDict[bytes, x509.Certificate] = OrderedDict()
 _CERT_CACHE_MAX = 1024
 
 
+def _add_certificate(certs: list[x509.Certificate], notes: list[str], der_bytes: bytes) -> None:
+    """Keep a carried certificate, or note that it could not be read: one bad certificate
+    must not stop the others (and the signatures) from being judged."""
+    try:
+        certs.append(load_certificate(der_bytes))
+    except MalformedCMS as exc:
+        notes.append(f"a certificate carried in the message was skipped: {exc}")
+
+
 def load_certificate(der_bytes: bytes) -> x509.Certificate:
     """Parse a DER certificate, remembering recent ones (messages repeat the same chains)."""
     cert = _CERT_CACHE.get(der_bytes)
@@ -91,6 +100,8 @@ class ParsedSignedData:
     certificates: tuple[x509.Certificate, ...]
     crls: tuple[bytes, ...]
     signer_infos: tuple[ParsedSignerInfo, ...]
+    #: what was skipped while reading (a certificate that cannot be parsed, ...)
+    notes: tuple[str, ...] = ()
 
 
 def _hash_name(algo: a_cms.DigestAlgorithm) -> str | None:
@@ -237,6 +248,7 @@ def parse_signed_data(der_bytes: bytes, *, limits: Limits = DEFAULT_LIMITS) -> P
             content = bytes(parsed.native) if parsed is not None else b""
         digest_oids = tuple(a["algorithm"].dotted for a in sd["digest_algorithms"])
         certs: list[x509.Certificate] = []
+        notes: list[str] = []
         cert_field = sd["certificates"]
         if not isinstance(cert_field, a_core.Void):
             if len(cert_field) > limits.max_certificates:
@@ -245,7 +257,7 @@ def parse_signed_data(der_bytes: bytes, *, limits: Limits = DEFAULT_LIMITS) -> P
                 )
             for choice in cert_field:
                 if choice.name == "certificate":
-                    certs.append(load_certificate(choice.chosen.dump()))
+                    _add_certificate(certs, notes, choice.chosen.dump())
         crls: list[bytes] = []
         crl_field = sd["crls"]
         if not isinstance(crl_field, a_core.Void):
@@ -260,7 +272,9 @@ def parse_signed_data(der_bytes: bytes, *, limits: Limits = DEFAULT_LIMITS) -> P
         raise
     except Exception as exc:  # asn1crypto raises ValueError, TypeError, KeyError, ...
         raise MalformedCMS(f"the CMS signature is malformed ({exc})") from None
-    return ParsedSignedData(ctype, content, digest_oids, tuple(certs), tuple(crls), infos)
+    return ParsedSignedData(
+        ctype, content, digest_oids, tuple(certs), tuple(crls), infos, tuple(notes)
+    )
 
 
 def find_signer_certificate(
@@ -603,6 +617,7 @@ def _parse_fast(buf: bytes, limits: Limits) -> ParsedSignedData:
             raise F.Unusual
         content = buf[ocs:oce]
     certs: list[x509.Certificate] = []
+    notes: list[str] = []
     crls: list[bytes] = []
     rest = sd[3:]
     if rest and rest[0][0] == 0xA0:
@@ -613,7 +628,7 @@ def _parse_fast(buf: bytes, limits: Limits) -> ParsedSignedData:
             )
         for ctag, chs, _, cce in entries:
             if ctag == 0x30:
-                certs.append(load_certificate(buf[chs:cce]))
+                _add_certificate(certs, notes, buf[chs:cce])
         rest = rest[1:]
     if rest and rest[0][0] == 0xA1:
         for ctag, chs, _, cce in F.children(buf, rest[0][2], rest[0][3]):
@@ -630,4 +645,6 @@ def _parse_fast(buf: bytes, limits: Limits) -> ParsedSignedData:
         if itag != 0x30:
             raise F.Unusual
         infos.append(_parse_signer_fast(idx, buf, ics, ice))
-    return ParsedSignedData(ctype, content, digest_oids, tuple(certs), tuple(crls), tuple(infos))
+    return ParsedSignedData(
+        ctype, content, digest_oids, tuple(certs), tuple(crls), tuple(infos), tuple(notes)
+    )

@@ -301,7 +301,7 @@ def _opaque(
         content=content,
         content_length=hashing.length,
         micalg=micalg,
-        notes=(),
+        notes=parsed.notes,
         from_addresses=H.addresses(fields, "from"),
     )
 
@@ -362,7 +362,7 @@ def _detached(
         body.append(chunk)
     der_bytes = _decode_body(b"".join(body), H.transfer_encoding(sig_fields), "signature part")
     parsed = parse_signed_data(der_bytes, limits=limits)
-    notes: list[str] = []
+    notes: list[str] = list(parsed.notes)
     if parsed.content is not None:
         notes.append("the detached signature also carries content; it was ignored")
     digests = {n: h.digest() for n, h in hashing.hashers.items()}

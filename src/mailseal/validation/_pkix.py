@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ class FetchCache:
     def __init__(self, fetcher: Fetcher) -> None:
         self.fetcher = fetcher
         self.generation = 0
+        self._lock = threading.Lock()
         self._crls: OrderedDict[str, tuple[_dt.datetime, a_crl.CertificateList]] = OrderedDict()
         self._ocsp: OrderedDict[Any, tuple[_dt.datetime, a_ocsp.OCSPResponse, str]] = OrderedDict()
         self._certs: OrderedDict[str, tuple[_dt.datetime, list[a_x509.Certificate]]] = OrderedDict()
@@ -152,11 +154,12 @@ class FetchCache:
         return _dt.datetime.now(_dt.UTC)
 
     def _store(self, table: OrderedDict[Any, Any], key: Any, value: Any) -> None:
-        table[key] = value
-        table.move_to_end(key)
-        while len(table) > _CACHE_MAX:
-            table.popitem(last=False)
-        self.generation += 1
+        with self._lock:
+            table[key] = value
+            table.move_to_end(key)
+            while len(table) > _CACHE_MAX:
+                table.popitem(last=False)
+            self.generation += 1
 
     def crl(self, url: str, budget: _Budget) -> a_crl.CertificateList:
         hit = self._crls.get(url)
@@ -179,10 +182,14 @@ class FetchCache:
 
     def fresh_crls(self) -> list[a_crl.CertificateList]:
         now = self._now()
-        return [c for until, c in self._crls.values() if now < until]
+        with self._lock:
+            entries = list(self._crls.values())
+        return [c for until, c in entries if now < until]
 
     def crl_origin(self, c: a_crl.CertificateList) -> str | None:
-        for url, (_, cached) in self._crls.items():
+        with self._lock:
+            entries = list(self._crls.items())
+        for url, (_, cached) in entries:
             if cached is c:
                 return url
         return None
@@ -227,7 +234,9 @@ class FetchCache:
         raise pv.OCSPFetchError("; ".join(errors) or "no OCSP responder URL")
 
     def ocsp_origin(self, resp: a_ocsp.OCSPResponse) -> str | None:
-        for _, cached, url in self._ocsp.values():
+        with self._lock:
+            entries = list(self._ocsp.values())
+        for _, cached, url in entries:
             if cached is resp:
                 return url
         return None
@@ -418,8 +427,25 @@ def _x509_name(name: a_x509.Name) -> str:
 
 
 def _clean(exc: BaseException) -> str:
-    text = str(getattr(exc, "failure_msg", None) or exc).strip() or type(exc).__name__
+    text = getattr(exc, "failure_msg", None) or getattr(exc, "msg", None)
+    if not isinstance(text, str):
+        text = str(exc.args[0]) if exc.args else ""
+    text = text.strip() or type(exc).__name__
     return text[0].lower() + text[1:]
+
+
+def _ocsp_said(
+    cert: a_x509.Certificate, inp: PkixInputs, fetched: Iterable[a_ocsp.OCSPResponse]
+) -> str | None:
+    """The certStatus an OCSP response gives for ``cert`` ("good", "revoked", "unknown")."""
+    for r in [*(r for r, _ in inp.ocsps), *fetched]:
+        try:
+            for single in r.basic_ocsp_response["tbs_response_data"]["responses"]:
+                if single["cert_id"]["serial_number"].native == cert.serial_number:
+                    return str(single["cert_status"].name)
+        except Exception:  # noqa: S112 - a malformed response says nothing
+            continue
+    return None
 
 
 def _missing_issuer(
@@ -637,7 +663,13 @@ async def _revocation_of(
             if declares_ocsp:
                 failures.append(f"OCSP: {_clean(exc)}")
         except pv.OCSPValidationIndeterminateError as exc:
-            detail = "; ".join(str(f[0]) for f in exc.failures) or _clean(exc)
+            fetched = ocsp_fetcher.fetched_responses_for_cert(cert) if ocsp_fetcher else []
+            if _ocsp_said(cert, inp, fetched) == "unknown":
+                detail = "the responder does not know the certificate (status unknown)"
+            else:
+                detail = "; ".join(str(f[0]) for f in exc.failures) or (
+                    "no OCSP response establishes it"
+                )
             failures.append(f"OCSP: {detail}")
         except Exception as exc:  # OCSPValidationError, malformed responses
             failures.append(f"OCSP: {_clean(exc)}")

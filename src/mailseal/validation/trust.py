@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -252,6 +253,7 @@ class Trust:
         self.require_explicit_policy = require_explicit_policy
         self.inhibit_policy_mapping = inhibit_policy_mapping
         self.inhibit_any_policy = inhibit_any_policy
+        self._lock = threading.Lock()
         self._crls: list[tuple[Any, str]] = []
         self._ocsps: list[tuple[Any, str]] = []
         self._epoch = 0
@@ -285,9 +287,10 @@ class Trust:
         self._invalidate()
 
     def _invalidate(self) -> None:
-        self._epoch += 1
-        if hasattr(self, "_cache"):
-            self._cache.clear()
+        with self._lock:
+            self._epoch += 1
+            if hasattr(self, "_cache"):
+                self._cache.clear()
 
     @property
     def fetching(self) -> bool:
@@ -315,10 +318,11 @@ class Trust:
         stime = signing_time if self.trust_signing_time else None
         key = (cert, frozenset(extra), frozenset(msg_crls), purpose, when, stime, self._epoch)
         now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and now < hit[0]:
-            self._cache.move_to_end(key)
-            return hit[1]
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now < hit[0]:
+                self._cache.move_to_end(key)
+                return hit[1]
         try:
             outcome = self._evaluate(cert, extra, msg_crls, purpose, when, stime)
         except Exception as exc:  # a certificate that cannot be decoded along the way
@@ -334,9 +338,10 @@ class Trust:
                 if ev.next_update is not None:
                     left = (ev.next_update - _dt.datetime.now(_dt.UTC)).total_seconds()
                     deadline = min(deadline, now + max(left, 0.0))
-        self._cache[key] = (deadline, outcome)
-        if len(self._cache) > _CACHE_MAX:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = (deadline, outcome)
+            if len(self._cache) > _CACHE_MAX:
+                self._cache.popitem(last=False)
         return outcome
 
     def _params(self) -> Any:

@@ -460,8 +460,33 @@ SIGNER_KEYS = {
     "capabilities",
     "encryption_key_preference",
     "notes",
+    "validation",
 }
 CERT_KEYS = {"subject", "issuer", "serial", "not_before", "not_after", "sha256"}
+VALIDATION_KEYS = {
+    "time",
+    "time_source",
+    "revocation_mode",
+    "revocation_checked",
+    "revocation",
+    "anchor",
+    "missing_issuer",
+    "policies",
+    "notes",
+}
+EVIDENCE_KEYS = {
+    "subject",
+    "serial",
+    "status",
+    "source",
+    "origin",
+    "issuer",
+    "this_update",
+    "next_update",
+    "revoked_at",
+    "reason",
+    "detail",
+}
 
 
 def _check_shape(doc: dict) -> None:
@@ -482,6 +507,14 @@ def _check_shape(doc: dict) -> None:
             assert set(c) == CERT_KEYS
         if s["signing_time"] is not None:
             dt.datetime.fromisoformat(s["signing_time"])
+        v = s["validation"]
+        if v is not None:
+            assert set(v) == VALIDATION_KEYS
+            dt.datetime.fromisoformat(v["time"])
+            assert v["revocation_mode"] in ("soft", "hard", "off")
+            for e in v["revocation"]:
+                assert set(e) == EVIDENCE_KEYS
+                assert e["status"] in ("good", "revoked", "unknown", "not-checked")
     assert json.loads(json.dumps(doc)) == doc
 
 
