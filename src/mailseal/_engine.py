@@ -52,7 +52,9 @@ def _prepare(
     pss: bool,
     ski: bool,
 ) -> list[PreparedSigner]:
-    items = [signers] if isinstance(signers, Identity | PreparedSigner) else list(signers)
+    if isinstance(signers, PreparedSigner):
+        return [signers]
+    items = [signers] if isinstance(signers, Identity) else list(signers)
     if not items:
         raise UsageError("at least one signer is needed")
     opts = SignerOptions(digest=digest, pss=pss, use_ski=ski)

@@ -230,7 +230,44 @@ class HeaderField:
 
     def canonical(self) -> bytes:
         """The field's lines with CRLF line ends."""
-        return b"".join(line.rstrip(b"\r\n") + b"\r\n" for line in self.lines)
+        lines = self.lines
+        if len(lines) == 1 and lines[0].endswith(b"\r\n") and b"\r" not in lines[0][:-2]:
+            return lines[0]
+        return b"".join(line.rstrip(b"\r\n") + b"\r\n" for line in lines)
+
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def _fast_header_block(
+    src: Reader, limits: Limits
+) -> tuple[list[HeaderField], bytes | None] | None:
+    """The common case in one pass over the buffer: a well-formed header block followed by a
+    blank line. None (nothing consumed) sends anything else to the line-by-line reader."""
+    buf = src.peek(8192)
+    m = _BLANK_LINE.search(buf)
+    if m is None or m.end() > limits.max_header_block:
+        return None
+    lines = buf[: m.start() + 1].split(b"\n")
+    lines.pop()  # the empty piece after the last line break
+    if len(lines) > limits.max_header_fields or max(map(len, lines)) >= limits.max_header_line:
+        return None
+    fields: list[HeaderField] = []
+    for raw in lines:
+        line = raw + b"\n"
+        if line[0] in (0x20, 0x09):
+            if not fields:
+                return None
+            fields[-1].lines.append(line)
+            continue
+        name, colon, _ = line.partition(b":")
+        name = name.rstrip(b" \t")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            return None
+        fields.append(HeaderField(name.decode("ascii"), [line]))
+    sep = buf[m.start() + 1 : m.end()]
+    src.read(m.end())
+    return fields, sep
 
 
 def read_header_block(
@@ -242,6 +279,9 @@ def read_header_block(
     the headers, which RFC 5322 allows for a message without a body). When the first line is
     not a header field at all, nothing is consumed and no fields are returned.
     """
+    fast = _fast_header_block(src, limits)
+    if fast is not None:
+        return fast
     fields: list[HeaderField] = []
     total = 0
     first = True
