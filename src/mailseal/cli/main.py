@@ -56,6 +56,36 @@ def _password_options(f: Any) -> Any:
     return f
 
 
+def _signer_options(f: Any) -> Any:
+    """The signing identity and signature options shared by ``sign`` and ``seal``."""
+    options = [
+        click.option("--cert", "certs", multiple=True, metavar="C.pem", help="Signer certificate."),
+        click.option("--key", "keys", multiple=True, metavar="K.pem", help="Signer private key."),
+        click.option("--p12", "p12s", multiple=True, metavar="F.p12", help="Signer as PKCS#12."),
+        click.option(
+            "--chain", multiple=True, metavar="CHAIN.pem", help="Intermediate certificates."
+        ),
+        click.option(
+            "--encryption-cert",
+            "enc_certs",
+            multiple=True,
+            metavar="E.pem",
+            help="The signer's separate encryption certificate, announced to recipients "
+            "(and, for seal, added as a recipient).",
+        ),
+        click.option(
+            "--opaque", is_flag=True, help="application/pkcs7-mime instead of multipart/signed."
+        ),
+        click.option(
+            "--digest", type=click.Choice(["sha256", "sha384", "sha512"]), help="Message digest."
+        ),
+        click.option("--pss", is_flag=True, help="RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def _load_identities(
     certs: tuple[str, ...],
     keys: tuple[str, ...],
@@ -107,20 +137,7 @@ def _load_identities(
 @click.option(
     "-o", "--out", "out_path", default="-", metavar="OUT", help="Signed message [stdout]."
 )
-@click.option("--cert", "certs", multiple=True, metavar="C.pem", help="Signer certificate.")
-@click.option("--key", "keys", multiple=True, metavar="K.pem", help="Signer private key.")
-@click.option("--p12", "p12s", multiple=True, metavar="F.p12", help="Signer as PKCS#12.")
-@click.option("--chain", multiple=True, metavar="CHAIN.pem", help="Intermediate certificates.")
-@click.option(
-    "--encryption-cert",
-    "enc_certs",
-    multiple=True,
-    metavar="E.pem",
-    help="The signer's separate encryption certificate, announced to recipients.",
-)
-@click.option("--opaque", is_flag=True, help="application/pkcs7-mime instead of multipart/signed.")
-@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512"]), help="Message digest.")
-@click.option("--pss", is_flag=True, help="RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys).")
+@_signer_options
 @click.option("--ski", is_flag=True, help="Identify the signer by subjectKeyIdentifier.")
 @_password_options
 def sign(
@@ -389,20 +406,7 @@ def decrypt(
 @cli.command()
 @click.option("-i", "--in", "in_path", default="-", metavar="IN", help="Message [stdin].")
 @click.option("-o", "--out", "out_path", default="-", metavar="OUT", help="Sealed [stdout].")
-@click.option("--cert", "certs", multiple=True, metavar="C.pem", help="Signer certificate.")
-@click.option("--key", "keys", multiple=True, metavar="K.pem", help="Signer private key.")
-@click.option("--p12", "p12s", multiple=True, metavar="F.p12", help="Signer as PKCS#12.")
-@click.option("--chain", multiple=True, metavar="CHAIN.pem", help="Intermediate certificates.")
-@click.option(
-    "--encryption-cert",
-    "enc_certs",
-    multiple=True,
-    metavar="E.pem",
-    help="The signer's separate encryption certificate (announced, and used for --self).",
-)
-@click.option("--opaque", is_flag=True, help="Sign opaque instead of multipart/signed.")
-@click.option("--digest", type=click.Choice(["sha256", "sha384", "sha512"]), help="Message digest.")
-@click.option("--pss", is_flag=True, help="RSASSA-PSS signatures.")
+@_signer_options
 @_password_options
 @_encryption_options
 @click.option("--no-self", is_flag=True, help="Do not add the sender as a recipient.")
