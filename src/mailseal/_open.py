@@ -139,6 +139,11 @@ def check_recipient(cert: x509.Certificate, *, at: _dt.datetime | None = None) -
 
 
 @functools.lru_cache(maxsize=1024)
+def _public_key_of(cert: x509.Certificate) -> object:
+    return cert.public_key()
+
+
+@functools.lru_cache(maxsize=1024)
 def _usage_problems(cert: x509.Certificate) -> tuple[str, ...]:
     """What keeps a certificate from receiving encrypted mail, whatever the date (cached)."""
     try:
@@ -204,7 +209,7 @@ def choose_algorithms(
     env: list[EnvelopeRecipient] = []
     report: list[tuple[str, str]] = []
     for r in recipients:
-        pub = r.certificate.public_key()
+        pub = _public_key_of(r.certificate)
         if isinstance(pub, rsa.RSAPublicKey):
             if key_transport is not None:
                 kt: KeyTransportChoice = key_transport

@@ -20,6 +20,7 @@ Algorithms are tables (DESIGN.md rule 5); every malformed input ends in a
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -258,10 +259,14 @@ def _oaep_sha256_der() -> bytes:
 
 
 _OAEP_SHA256_ALG: Final = _oaep_sha256_der()
+_OAEP_SHA256: Final = padding.OAEP(
+    mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+)
 #: RFC 3370 §4.2.1: rsaEncryption with NULL parameters
 _PKCS1_ALG: Final = der.sequence(der.oid(O.RSA_ENCRYPTION), der.null())
 
 
+@functools.lru_cache(maxsize=1024)
 def _issuer_and_serial(cert: x509.Certificate) -> bytes:
     """IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER }."""
     return der.sequence(cert.issuer.public_bytes(), der.integer(cert.serial_number))
@@ -316,6 +321,7 @@ def _derive_kek(
     return HKDF(algorithm=h, length=kek_size, salt=ukm, info=info).derive(shared)
 
 
+@functools.lru_cache(maxsize=1024)
 def _public_key(cert: x509.Certificate) -> object:
     try:
         return cert.public_key()
@@ -405,8 +411,7 @@ def _encode_ktri(
     else:
         rid, version = _issuer_and_serial(cert), 0
     if key_transport == "oaep":
-        h = hashes.SHA256()
-        ek = pub.encrypt(cek, padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=None))
+        ek = pub.encrypt(cek, _OAEP_SHA256)
         alg = _OAEP_SHA256_ALG
     else:
         ek = pub.encrypt(cek, padding.PKCS1v15())
