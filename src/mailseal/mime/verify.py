@@ -220,7 +220,7 @@ def read_signed(
         raise MalformedMessage("the input is empty")
     if _looks_like_der_cms(head):
         return _opaque(r.read, [], content_sink, limits, micalg=None)
-    if head.lstrip().startswith(b"-----BEGIN"):
+    if head.lstrip().startswith((b"-----BEGIN PKCS7-----", b"-----BEGIN CMS-----")):
         return _pem(r, content_sink, limits)
     fields, _sep = read_header_block(r, limits)
     if not fields:
