@@ -38,6 +38,7 @@ from mailseal.mime.sign import split_message_headers
 from mailseal.mime.verify import _ensure_seekable
 from mailseal.validation.trust import Trust, _purpose_problems, certificate_addresses
 from mailseal.validation.verdict import (
+    CertificateVerdict,
     EncryptionReport,
     Layer,
     OpenResult,
@@ -60,6 +61,7 @@ __all__ = [
     "recipient_from_signed",
     "seal",
     "seal_stream",
+    "validate_recipients",
 ]
 
 #: Content ciphers in order of preference (RFC 8551 §2.7: AES-256-GCM preferred, AES-128-CBC
@@ -171,6 +173,24 @@ def _usage_problems(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(dict.fromkeys(problems))
 
 
+def validate_recipients(
+    trust: Trust, certificates: Sequence[x509.Certificate]
+) -> list[CertificateVerdict]:
+    """Refuse to encrypt to a certificate that ``trust`` does not find valid for encryption
+    (untrusted, revoked, expired, wrong purpose, weak, or revocation unknown in hard mode).
+    Returns the verdicts, which say whether revocation was checked."""
+    verdicts = []
+    for cert in certificates:
+        verdict = trust.validate(cert, purpose="encrypt")
+        if not verdict.valid:
+            reasons = "; ".join(p.message for p in verdict.problems) or verdict.status.value
+            raise IdentityError(
+                f"cannot encrypt to {_who(cert)}: {verdict.status.value}: {reasons}"
+            )
+        verdicts.append(verdict)
+    return verdicts
+
+
 def choose_algorithms(
     recipients: Sequence[Recipient],
     *,
@@ -259,13 +279,17 @@ def encrypt_stream(
     compatible: bool = False,
     ski: bool = False,
     at: _dt.datetime | None = None,
+    trust: Trust | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> EncryptionReport:
     """Encrypt the message in ``source`` to ``recipients`` (and ``sender``, so the sender can
-    read the sent copy). Every certificate is checked first; returns what was chosen."""
+    read the sent copy). Every certificate is checked first — with ``trust``, fully validated
+    for encryption (path, revocation) — and the report says what was chosen."""
     recs = _recipients(recipients, sender)
     for r in recs:
         check_recipient(r.certificate, at=at)
+    if trust is not None:
+        validate_recipients(trust, [r.certificate for r in recs])
     chosen, env, report = choose_algorithms(
         recs, cipher=cipher, key_transport=key_transport, compatible=compatible, use_ski=ski
     )
@@ -389,9 +413,11 @@ def seal_stream(
     key_transport: KeyTransportChoice | None = None,
     compatible: bool = False,
     ski: bool = False,
+    trust: Trust | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> EncryptionReport:
-    """Sign, then encrypt (RFC 8551 §3.7): what a mail client sends.
+    """Sign, then encrypt (RFC 8551 §3.7): what a mail client sends. With ``trust``, every
+    recipient (the sender included) is validated for encryption first.
 
     The signer's encryption certificate (or, failing that, a signing certificate that can
     also encrypt) is added as a recipient unless ``include_self=False``.
@@ -412,6 +438,8 @@ def seal_stream(
     recs = _recipients(recipients, sender)
     for rec in recs:
         check_recipient(rec.certificate)
+    if trust is not None:
+        validate_recipients(trust, [rec.certificate for rec in recs])
     chosen, env, report = choose_algorithms(
         recs, cipher=cipher, key_transport=key_transport, compatible=compatible, use_ski=ski
     )

@@ -589,3 +589,25 @@ def test_three_mib_round_trip(
     sealed = mailseal.seal(BIG, alice.ident, [bob.cert], cipher=cipher)
     res = mailseal.open_message(sealed, [bob.ident], trust=trust)
     assert res.valid and res.content == entity
+
+
+# -- recipients validated against trust anchors ----------------------------------------------------
+def test_encrypt_with_trust_validates_every_recipient(alice: Person, ca: TestPKI) -> None:
+    trust = mailseal.Trust([ca.root.cert], intermediates=ca.chain)
+    sealed = mailseal.encrypt(MAIL_7BIT, [alice.cert], trust=trust)
+    assert mailseal.decrypt(sealed, [alice.ident]).content
+
+    stranger = mailseal.Trust([TestPKI.create("Stranger", with_intermediate=False).root.cert])
+    with pytest.raises(IdentityError, match=r"cannot encrypt to alice@example\.org: untrusted"):
+        mailseal.encrypt(MAIL_7BIT, [alice.cert], trust=stranger)
+
+
+def test_seal_with_trust_validates_the_sender_too(alice: Person, ca: TestPKI) -> None:
+    other = TestPKI.create("Elsewhere")
+    outsider = other.user("olga@example.org", usage="dual")
+    ident = mailseal.load_identity(outsider.cert_pem, outsider.key_pem, chain=other.chain)
+    trust = mailseal.Trust([ca.root.cert], intermediates=ca.chain)
+    # the recipient is fine; the sender (added to read the sent copy) is not trusted here
+    with pytest.raises(IdentityError, match="olga@example.org"):
+        mailseal.seal(MAIL_7BIT, ident, [alice.cert], trust=trust)
+    assert mailseal.seal(MAIL_7BIT, ident, [alice.cert], trust=trust, include_self=False)

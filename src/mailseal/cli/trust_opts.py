@@ -22,9 +22,9 @@ import click
 from cryptography import x509
 
 from mailseal.cli.io import input_stream, load_cert_paths, read_file
-from mailseal.errors import IdentityError, InputError, UsageError
+from mailseal.errors import InputError, UsageError
 from mailseal.keys.identity import load_certificates
-from mailseal.validation.trust import REVOCATION_MODES, Trust, certificate_addresses
+from mailseal.validation.trust import REVOCATION_MODES, Trust
 from mailseal.validation.verdict import CertificateVerdict, name_of
 
 __all__ = ["TrustSpec", "check_recipients", "trust_options", "validate"]
@@ -274,13 +274,10 @@ def check_recipients(
     in hard mode). Without anchors, only the checks of the encryption itself apply."""
     if not spec.has_anchors or not certificates:
         return
-    trust = spec.build()
-    for cert in certificates:
-        verdict = trust.validate(cert, purpose="encrypt")
-        who = (certificate_addresses(cert) or (name_of(cert),))[0]
-        if not verdict.valid:
-            reasons = "; ".join(p.message for p in verdict.problems)
-            raise IdentityError(f"cannot encrypt to {who}: {verdict.status.value}: {reasons}")
+    from mailseal._open import validate_recipients
+
+    for verdict in validate_recipients(spec.build(), certificates):
+        who = (verdict.addresses or (name_of(verdict.certificate),))[0]
         if not quiet and verdict.validation and not verdict.validation.revocation_checked:
             click.echo(f"note: recipient {who}: revocation not checked", err=True)
 
