@@ -608,6 +608,6 @@ def test_seal_with_trust_validates_the_sender_too(alice: Person, ca: TestPKI) ->
     ident = mailseal.load_identity(outsider.cert_pem, outsider.key_pem, chain=other.chain)
     trust = mailseal.Trust([ca.root.cert], intermediates=ca.chain)
     # the recipient is fine; the sender (added to read the sent copy) is not trusted here
-    with pytest.raises(IdentityError, match="olga@example.org"):
+    with pytest.raises(IdentityError, match=r"olga@example\.org"):
         mailseal.seal(MAIL_7BIT, ident, [alice.cert], trust=trust)
     assert mailseal.seal(MAIL_7BIT, ident, [alice.cert], trust=trust, include_self=False)
