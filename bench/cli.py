@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA_VERSION, encryption, large, throughput
+from bench import SCHEMA_VERSION, encryption, large, throughput, trust
 from bench.common import MIB, RESULTS, BenchError, Figure, machine_info
 from bench.fixtures import Keys, make_keys
 
@@ -97,6 +97,11 @@ BENCHES: tuple[Bench, ...] = (
         "verify-1k",
         "1 KiB verify rate (reused Trust, 3-certificate chain) vs openssl cms -verify",
         lambda c: throughput.verify_1k(c.keys, c.seconds, c.speed_seconds, c.workdir),
+    ),
+    Bench(
+        "verify-revocation-1k",
+        "1 KiB verify with path validation and CRL revocation (hard-fail) from cache",
+        lambda c: trust.verify_revocation_1k(c.keys, c.seconds, c.workdir),
     ),
     Bench(
         "encrypt-1k",
