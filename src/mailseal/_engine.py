@@ -24,6 +24,7 @@ from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime.sign import sign_stream as _sign_stream
 from mailseal.mime.verify import SignedMessage, read_signed
 from mailseal.validation.algorithms import WEAK_DIGESTS
+from mailseal.validation.timestamp import check_timestamp
 from mailseal.validation.trust import Trust, certificate_addresses, match_address
 from mailseal.validation.verdict import (
     Problem,
@@ -174,12 +175,21 @@ def _judge(
                 Problem(Status.UNSUPPORTED if unsupported else Status.TAMPERED, check.problem or "")
             )
         addresses = certificate_addresses(cert)
+        proven: tuple[_dt.datetime, str] | None = None
+        if si.timestamp_token is not None:
+            ts = check_timestamp(si.timestamp_token, si.signature, trust)
+            problems.extend(ts.problems)
+            if ts.valid and ts.time is not None:
+                proven = (ts.time, ts.tsa or "an unnamed TSA")
+        elif si.has_timestamp:
+            problems.append(Problem(Status.TAMPERED, "the timestamp token attribute has no value"))
         outcome = trust.evaluate(
             cert,
             extra=[*sd.certificates, *certificates],
             crls=sd.crls,
             purpose="sign",
             signing_time=si.signing_time,
+            timestamp=proven,
         )
         path = outcome.path
         problems.extend(outcome.problems)

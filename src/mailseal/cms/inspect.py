@@ -90,6 +90,8 @@ class ParsedSignerInfo:
     encryption_key_preference: SignerId | None
     has_timestamp: bool
     attribute_problems: tuple[str, ...] = field(default=())
+    #: the DER of the first RFC 3161 timeStampToken unsigned attribute value, if any
+    timestamp_token: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +179,13 @@ def _parse_signer_info(index: int, si: a_cms.SignerInfo) -> ParsedSignerInfo:
                 )
     unsigned = si["unsigned_attrs"]
     has_ts = False
+    token: bytes | None = None
     if not isinstance(unsigned, a_core.Void):
-        has_ts = any(a["type"].dotted == O.ID_AA_TIMESTAMP_TOKEN for a in unsigned)
+        for a in unsigned:
+            if a["type"].dotted == O.ID_AA_TIMESTAMP_TOKEN:
+                has_ts = True
+                if token is None and len(a["values"]) > 0:
+                    token = a["values"][0].dump()
     return ParsedSignerInfo(
         index=index,
         version=int(si["version"].native[1:]) if isinstance(si["version"].native, str) else 0,
@@ -197,6 +204,7 @@ def _parse_signer_info(index: int, si: a_cms.SignerInfo) -> ParsedSignerInfo:
         encryption_key_preference=pref,
         has_timestamp=has_ts,
         attribute_problems=tuple(problems),
+        timestamp_token=token,
     )
 
 
@@ -557,12 +565,23 @@ def _parse_signer_fast(index: int, buf: bytes, cs: int, ce: int) -> ParsedSigner
     signature = buf[ocs:oce]
     i += 1
     has_ts = False
+    token: bytes | None = None
     if i < len(kids):
         tag, _, ucs, uce = kids[i]
         if tag != 0xA1 or i + 1 != len(kids):
             raise F.Unusual
-        ts_oid = der_oid(O.ID_AA_TIMESTAMP_TOKEN)
-        has_ts = ts_oid in buf[ucs:uce]
+        ts_oid = der_oid(O.ID_AA_TIMESTAMP_TOKEN)[2:]
+        for atag, _, acs2, ace2 in F.children(buf, ucs, uce):
+            if atag != 0x30:
+                raise F.Unusual
+            parts = F.children(buf, acs2, ace2)
+            if len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] != 0x31:
+                raise F.Unusual
+            if buf[parts[0][2] : parts[0][3]] == ts_oid:
+                has_ts = True
+                values = F.children(buf, parts[1][2], parts[1][3])
+                if token is None and values:
+                    token = buf[values[0][1] : values[0][3]]
     digest = DIGEST_BY_OID.get(digest_oid)
     return ParsedSignerInfo(
         index=index,
@@ -582,6 +601,7 @@ def _parse_signer_fast(index: int, buf: bytes, cs: int, ce: int) -> ParsedSigner
         encryption_key_preference=pref,
         has_timestamp=has_ts,
         attribute_problems=tuple(problems),
+        timestamp_token=token,
     )
 
 

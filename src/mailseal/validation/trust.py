@@ -117,7 +117,7 @@ def _purpose_problems(
     except Exception as exc:  # ValueError, x509.DuplicateExtension, ...
         return [Problem(Status.WRONG_PURPOSE, f"the key usage extension is malformed ({exc})")]
     if ku is not None:
-        if purpose == "sign" and not (ku.digital_signature or ku.content_commitment):
+        if purpose in ("sign", "timestamp") and not (ku.digital_signature or ku.content_commitment):
             problems.append(
                 Problem(
                     Status.WRONG_PURPOSE,
@@ -138,6 +138,15 @@ def _purpose_problems(
         eku = None
     except Exception as exc:
         return [*problems, Problem(Status.WRONG_PURPOSE, f"the EKU extension is malformed ({exc})")]
+    if purpose == "timestamp":
+        if eku is None or ExtendedKeyUsageOID.TIME_STAMPING not in list(eku):
+            problems.append(
+                Problem(
+                    Status.WRONG_PURPOSE,
+                    "the certificate's extended key usage does not include timeStamping",
+                )
+            )
+        return problems
     if eku is not None:
         usages = list(eku)
         ok = ExtendedKeyUsageOID.EMAIL_PROTECTION in usages or (
@@ -193,7 +202,9 @@ class Trust:
       nothing is fetched.
     - ``at``: the validation time (default: now). ``trust_signing_time``: a signature whose
       certificate has expired since is valid when the certificate was valid at the signer's
-      signingTime (which the signer asserts: trust it only on purpose).
+      signingTime (which the signer asserts: trust it only on purpose). A time proven by a
+      verified RFC 3161 timestamp token in the signature is used without this option (see
+      :mod:`mailseal.validation.timestamp`).
     - ``allow_weak`` accepts weak algorithms (see :mod:`mailseal.validation.algorithms`);
       ``allow_any_eku`` accepts anyExtendedKeyUsage for emailProtection;
       ``check_address=False`` skips the From check.
@@ -306,17 +317,29 @@ class Trust:
         purpose: str = "sign",
         at: _dt.datetime | None = None,
         signing_time: _dt.datetime | None = None,
+        timestamp: tuple[_dt.datetime, str] | None = None,
     ) -> TrustOutcome:
         """Path, validity dates, revocation and S/MIME purpose for ``cert``.
 
         ``extra`` are other certificates (those in the message); ``crls`` are CRLs (DER)
         carried in the message; ``signing_time`` is the signer's claimed signingTime, used
-        only with ``trust_signing_time``.
+        only with ``trust_signing_time``; ``timestamp`` is a time proven by a verified RFC 3161
+        timestamp token (genTime, TSA name; see :mod:`mailseal.validation.timestamp`), used
+        before the signingTime when the certificate has expired since.
         """
         when = at or self.at
         msg_crls = tuple(crls) if self.use_message_crls and self.revocation != "off" else ()
         stime = signing_time if self.trust_signing_time else None
-        key = (cert, frozenset(extra), frozenset(msg_crls), purpose, when, stime, self._epoch)
+        key = (
+            cert,
+            frozenset(extra),
+            frozenset(msg_crls),
+            purpose,
+            when,
+            stime,
+            timestamp,
+            self._epoch,
+        )
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
@@ -324,7 +347,7 @@ class Trust:
                 self._cache.move_to_end(key)
                 return hit[1]
         try:
-            outcome = self._evaluate(cert, extra, msg_crls, purpose, when, stime)
+            outcome = self._evaluate(cert, extra, msg_crls, purpose, when, stime, timestamp)
         except Exception as exc:  # a certificate that cannot be decoded along the way
             outcome = TrustOutcome(
                 False,
@@ -366,6 +389,7 @@ class Trust:
         purpose: str,
         when: _dt.datetime | None,
         stime: _dt.datetime | None,
+        timestamp: tuple[_dt.datetime, str] | None = None,
     ) -> TrustOutcome:
         problems = _purpose_problems(cert, purpose, allow_any_eku=self.allow_any_eku)
         if not self.allow_weak:
@@ -414,13 +438,36 @@ class Trust:
             params=self._params(),
             cache=self._fetch_cache if self.fetching else None,
             fetch_issuers=self.fetch_issuers,
-            leaf_label="the recipient's certificate"
-            if purpose == "encrypt"
-            else "the signer's certificate",
+            leaf_label={
+                "encrypt": "the recipient's certificate",
+                "timestamp": "the TSA's certificate",
+            }.get(purpose, "the signer's certificate"),
         )
         leaf = a_x509.Certificate.load(_der(cert))
         res = _run_sync(lambda: _pkix.validate(leaf, inputs))
         time_notes: list[str] = []
+        expired = any(p.code is Status.EXPIRED for p in res.problems)
+        if timestamp is not None and not (expired and timestamp[0] < moment):
+            time_notes.append(f"timestamp by {timestamp[1]} at {timestamp[0].isoformat()}")
+        elif timestamp is not None:
+            from dataclasses import replace
+
+            proven, tsa = timestamp
+            then = _run_sync(
+                lambda: _pkix.validate(leaf, replace(inputs, moment=proven, retroactive=True))
+            )
+            if not then.problems:
+                time_notes.append(
+                    f"valid when signed: timestamp by {tsa} at {proven.isoformat()}; "
+                    + "; ".join(p.message for p in res.problems if p.code is Status.EXPIRED)
+                )
+                res, moment, source = then, proven, "timestamp"
+                stime = None
+            else:
+                time_notes.append(
+                    f"not valid at the timestamp time {proven.isoformat()} either: "
+                    + "; ".join(p.message for p in then.problems)
+                )
         if (
             stime is not None
             and stime < moment
