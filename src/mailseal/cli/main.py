@@ -39,7 +39,7 @@ EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailseal")
 def cli() -> None:
-    """mailseal: S/MIME signing and verification for organisations."""
+    """mailseal: S/MIME for organisations: sign, verify, encrypt, decrypt, validate."""
 
 
 def _password_options(f: Any) -> Any:
@@ -95,7 +95,7 @@ def _load_identities(
     password_file: str | None,
 ) -> list[Identity]:
     if not certs and not p12s:
-        raise UsageError("give a signer: --cert C.pem --key K.pem, or --p12 F.p12")
+        raise UsageError("give an identity: --cert C.pem --key K.pem, or --p12 F.p12")
     if len(certs) != len(keys):
         raise UsageError("every --cert needs its --key (given in the same order)")
     extra = load_cert_paths(chain, "chain file") if chain else []
