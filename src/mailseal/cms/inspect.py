@@ -8,6 +8,7 @@ is not decided here (see :mod:`mailseal.validation`).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -429,6 +430,17 @@ _SIGNED_DATA_OID = der_oid(O.ID_SIGNED_DATA)[2:]
 _SINGLE_VALUED = {O.ID_CONTENT_TYPE, O.ID_MESSAGE_DIGEST, O.ID_SIGNING_TIME}
 
 
+@functools.lru_cache(maxsize=256)
+def _capabilities(body: bytes) -> tuple[str, ...]:
+    """The OIDs of an SMIMECapabilities value (the same few values recur: cached)."""
+    out = []
+    for ctag, _, ccs, cce in F.children(body, 0, len(body)):
+        if ctag != 0x30:
+            raise F.Unusual
+        out.append(_oid_of(body, ccs, cce))
+    return tuple(out)
+
+
 def _only(buf: bytes, cs: int, ce: int) -> tuple[int, int, int, int]:
     kids = F.children(buf, cs, ce)
     if len(kids) != 1:
@@ -526,10 +538,7 @@ def _parse_signer_fast(index: int, buf: bytes, cs: int, ce: int) -> ParsedSigner
                 elif oid == O.ID_SMIME_CAPABILITIES:
                     if vtag != 0x30:
                         raise F.Unusual
-                    for ctag, _, ccs, cce in F.children(buf, vcs3, vce3):
-                        if ctag != 0x30:
-                            raise F.Unusual
-                        caps.append(_oid_of(buf, ccs, cce))
+                    caps.extend(_capabilities(buf[vcs3:vce3]))
                 elif oid == O.ID_AA_ENCRYP_KEY_PREF:
                     if vtag == 0xA0:
                         pref = _ias(buf, vcs3, vce3)
