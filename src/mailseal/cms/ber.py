@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from mailseal.asn1 import der
 from mailseal.asn1 import oids as O
+from mailseal.cms import fastder as F
 from mailseal.errors import LimitExceeded, MalformedCMS
 from mailseal.limits import DEFAULT_LIMITS, Limits
 
@@ -242,19 +243,13 @@ def stream_signed_data(
 
 
 def _dotted(oid_der: bytes) -> str:
-    body = oid_der[2:] if oid_der[1] < 0x80 else oid_der[2 + (oid_der[1] & 0x7F) :]
-    arcs: list[int] = []
-    val = 0
-    for b in body:
-        val = (val << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(val)
-            val = 0
-    if not arcs:
-        raise MalformedCMS("empty OBJECT IDENTIFIER")
-    first = arcs[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(a) for a in head + arcs[1:])
+    """Dotted form of a complete OBJECT IDENTIFIER encoding."""
+    n = oid_der[1]
+    body = oid_der[2:] if n < 0x80 else oid_der[2 + (n & 0x7F) :]
+    try:
+        return F.dotted(body)
+    except F.Unusual:
+        raise MalformedCMS("a malformed OBJECT IDENTIFIER") from None
 
 
 def _stream_explicit(

@@ -254,7 +254,8 @@ def _describe_cert(cert: x509.Certificate) -> str:
         return "an undecodable certificate"
 
 
-def _cipher_key_size(algorithm_der: bytes) -> tuple[str, bytes | None]:
+def _algorithm(algorithm_der: bytes) -> tuple[str, bytes | None]:
+    """The OID and the DER parameters of an AlgorithmIdentifier."""
     try:
         tag, cs, ce = F.tlv(algorithm_der, 0, len(algorithm_der))
         kids = F.children(algorithm_der, cs, ce)
@@ -265,6 +266,54 @@ def _cipher_key_size(algorithm_der: bytes) -> tuple[str, bytes | None]:
     except (F.Unusual, IndexError, ValueError):
         raise MalformedCMS("the content encryption algorithm is malformed") from None
     return oid, params
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """Everything before the ciphertext, and where the enclosing values started."""
+
+    kind: Literal["enveloped-data", "authEnveloped-data"]
+    ci: _Header
+    ctx: _Header
+    env: _Header
+    env_start: int
+    recipients: tuple[ParsedRecipient, ...]
+    eci: _Header
+    eci_start: int
+    ct_der: bytes
+    alg_oid: str
+    params: bytes | None
+
+
+def _read_head(src: _Src, budget: list[int], limits: Limits) -> _Head:
+    """Read ContentInfo, Enveloped/AuthEnvelopedData up to the encrypted content."""
+    ci = _expect(src, 0x30, "a ContentInfo SEQUENCE")
+    oid_hdr = _expect(src, 0x06, "the content type")
+    oid_der = oid_hdr.raw + src.take(oid_hdr.length or 0)
+    if oid_der == der.oid(O.ID_ENVELOPED_DATA):
+        kind: Literal["enveloped-data", "authEnveloped-data"] = "enveloped-data"
+    elif oid_der == der.oid(O.ID_CT_AUTH_ENVELOPED_DATA):
+        kind = "authEnveloped-data"
+    else:
+        raise MalformedCMS("the CMS content is neither EnvelopedData nor AuthEnvelopedData")
+    ctx = _expect(src, 0xA0, "the [0] content")
+    env = _expect(src, 0x30, f"the {kind} SEQUENCE")
+    env_start = src.pos
+    _read_value(src, _expect(src, 0x02, "the version"), budget, 0, limits)
+    hdr = _read_header(src)
+    if hdr.tag == 0xA0:  # originatorInfo: certificates and CRLs, not needed to decrypt
+        _read_value(src, hdr, budget, 0, limits)
+        hdr = _read_header(src)
+    if hdr.tag != 0x31:
+        raise MalformedCMS("the RecipientInfos are missing")
+    recipients = parse_recipient_infos(_read_value(src, hdr, budget, 0, limits))
+    eci = _expect(src, 0x30, "the EncryptedContentInfo")
+    eci_start = src.pos
+    ct_hdr = _expect(src, 0x06, "the encrypted content type")
+    ct_der = ct_hdr.raw + src.take(ct_hdr.length or 0)
+    alg_der = _read_value(src, _expect(src, 0x30, "the algorithm"), budget, 0, limits)
+    alg_oid, params = _algorithm(alg_der)
+    return _Head(kind, ci, ctx, env, env_start, recipients, eci, eci_start, ct_der, alg_oid, params)
 
 
 def open_envelope(
@@ -285,42 +334,17 @@ def open_envelope(
     """
     src = _Src(read)
     budget = [limits.max_signature_bytes]
-    ci = _expect(src, 0x30, "a ContentInfo SEQUENCE")
-    oid_hdr = _expect(src, 0x06, "the content type")
-    oid_der = oid_hdr.raw + src.take(oid_hdr.length or 0)
-    if oid_der == der.oid(O.ID_ENVELOPED_DATA):
-        kind: Literal["enveloped-data", "authEnveloped-data"] = "enveloped-data"
-    elif oid_der == der.oid(O.ID_CT_AUTH_ENVELOPED_DATA):
-        kind = "authEnveloped-data"
-    else:
-        raise MalformedCMS("the CMS content is neither EnvelopedData nor AuthEnvelopedData")
+    head = _read_head(src, budget, limits)
+    kind, ci, ctx, env, env_start = head.kind, head.ci, head.ctx, head.env, head.env_start
+    eci, eci_start, ct_der = head.eci, head.eci_start, head.ct_der
+    alg_oid, params, recipients = head.alg_oid, head.params, head.recipients
     if require_authenticated and kind == "enveloped-data":
         raise DecryptionError(
             "the message is EnvelopedData (CBC), whose encryption does not protect integrity, "
             "and authenticated encryption was required"
         )
-    ctx = _expect(src, 0xA0, "the [0] content")
-    env = _expect(src, 0x30, f"the {kind} SEQUENCE")
-    env_start = src.pos
-    ver = _expect(src, 0x02, "the version")
-    _read_value(src, ver, budget, 0, limits)
-    hdr = _read_header(src)
-    if hdr.tag == 0xA0:  # originatorInfo: certificates and CRLs, not needed to decrypt
-        _read_value(src, hdr, budget, 0, limits)
-        hdr = _read_header(src)
-    if hdr.tag != 0x31:
-        raise MalformedCMS("the RecipientInfos are missing")
-    ri_der = _read_value(src, hdr, budget, 0, limits)
-    recipients = parse_recipient_infos(ri_der)
     if not recipients:
         raise MalformedCMS("the message has no RecipientInfo")
-    eci = _expect(src, 0x30, "the EncryptedContentInfo")
-    eci_start = src.pos
-    ct_hdr = _expect(src, 0x06, "the encrypted content type")
-    ct_der = ct_hdr.raw + src.take(ct_hdr.length or 0)
-    alg_hdr = _expect(src, 0x30, "the content encryption algorithm")
-    alg_der = _read_value(src, alg_hdr, budget, 0, limits)
-    alg_oid, params = _cipher_key_size(alg_der)
     known = CIPHER_BY_OID.get(alg_oid)
     cek, opened_by, rindex = _find_key(recipients, identities, known.key_size if known else None)
     content_hdr = _read_header(src)
@@ -500,31 +524,6 @@ def peek_envelope(
     read: Callable[[int], bytes], *, limits: Limits = DEFAULT_LIMITS
 ) -> EnvelopeHeader:
     """The envelope's type, content cipher and recipients; the ciphertext is not read."""
-    src = _Src(read)
-    budget = [limits.max_signature_bytes]
-    _expect(src, 0x30, "a ContentInfo SEQUENCE")
-    oid_hdr = _expect(src, 0x06, "the content type")
-    oid_der = oid_hdr.raw + src.take(oid_hdr.length or 0)
-    if oid_der == der.oid(O.ID_ENVELOPED_DATA):
-        kind: Literal["enveloped-data", "authEnveloped-data"] = "enveloped-data"
-    elif oid_der == der.oid(O.ID_CT_AUTH_ENVELOPED_DATA):
-        kind = "authEnveloped-data"
-    else:
-        raise MalformedCMS("the CMS content is neither EnvelopedData nor AuthEnvelopedData")
-    _expect(src, 0xA0, "the [0] content")
-    _expect(src, 0x30, f"the {kind} SEQUENCE")
-    _read_value(src, _expect(src, 0x02, "the version"), budget, 0, limits)
-    hdr = _read_header(src)
-    if hdr.tag == 0xA0:
-        _read_value(src, hdr, budget, 0, limits)
-        hdr = _read_header(src)
-    if hdr.tag != 0x31:
-        raise MalformedCMS("the RecipientInfos are missing")
-    recipients = parse_recipient_infos(_read_value(src, hdr, budget, 0, limits))
-    _expect(src, 0x30, "the EncryptedContentInfo")
-    ct_hdr = _expect(src, 0x06, "the encrypted content type")
-    src.take(ct_hdr.length or 0)
-    alg_der = _read_value(src, _expect(src, 0x30, "the algorithm"), budget, 0, limits)
-    alg_oid, _params = _cipher_key_size(alg_der)
-    known = CIPHER_BY_OID.get(alg_oid)
-    return EnvelopeHeader(kind, known.name if known else alg_oid, recipients)
+    head = _read_head(_Src(read), [limits.max_signature_bytes], limits)
+    known = CIPHER_BY_OID.get(head.alg_oid)
+    return EnvelopeHeader(head.kind, known.name if known else head.alg_oid, head.recipients)

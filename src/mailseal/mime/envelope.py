@@ -23,9 +23,9 @@ from mailseal.errors import InputError, NotSMIME
 from mailseal.keys.base import Decrypter
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
-from mailseal.mime.canon import _B64Encoder, _reader_chunks, crlf_chunks
+from mailseal.mime.canon import _reader_chunks, crlf_chunks
 from mailseal.mime.reader import HeaderField, Reader, read_header_block
-from mailseal.mime.sign import _canonicalize, _seekable, split_message_headers
+from mailseal.mime.sign import Base64Body, _canonicalize, _seekable, split_message_headers
 from mailseal.mime.verify import _B64Reader, _looks_like_der_cms, _name_param
 
 __all__ = [
@@ -84,19 +84,7 @@ def encrypt_stream(
     r, outer, inner, start = _start(source, limits)
     smime_type = "authEnveloped-data" if cipher.aead else "enveloped-data"
     sink.write(_pkcs7_headers(outer, smime_type, "smime.p7m", "S/MIME Encrypted Message"))
-    mark = sink.tell() if _seekable(sink) else None
-    state: dict[str, tuple[EnvelopeWriter, _B64Encoder]] = {}
-
-    def factory() -> Callable[[bytes], None]:
-        b64 = _B64Encoder(sink.write)
-        writer = EnvelopeWriter(b64.write, cipher, recipients)
-        state["w"] = (writer, b64)
-        return writer.write
-
-    def rewind() -> None:
-        assert mark is not None
-        sink.seek(mark)
-        sink.truncate()
+    body = Base64Body(sink, lambda write: EnvelopeWriter(write, cipher, recipients))
 
     ct = H.content_type(inner)
     light = (
@@ -109,42 +97,23 @@ def encrypt_stream(
         # Inside encryption no relay can touch the content (RFC 8551 §3.1.2 asks for no
         # transfer encoding), so a single part only needs CRLF line ends; already-canonical
         # content (a signed message) is taken as it is.
-        emit = factory()
+        emit = body.emitter()
         emit(b"".join(f.canonical() for f in inner) + b"\r\n")
         chunks = _reader_chunks(r)
         for chunk in chunks if raw else crlf_chunks(chunks):
             emit(chunk)
     else:
-        _canonicalize(
-            source, (r, inner, start), factory, rewind if mark is not None else None, limits
-        )
-    writer, b64 = state["w"]
-    writer.close()
-    b64.close()
+        _canonicalize(source, (r, inner, start), body.emitter, body.rewind, limits)
+    body.close()
 
 
 def compress_stream(source: BinaryIO, sink: BinaryIO, *, limits: Limits = DEFAULT_LIMITS) -> None:
     """Compress the message or entity (RFC 3274, ``smime-type=compressed-data``)."""
     r, outer, inner, start = _start(source, limits)
     sink.write(_pkcs7_headers(outer, "compressed-data", "smime.p7z", "S/MIME Compressed Message"))
-    mark = sink.tell() if _seekable(sink) else None
-    state: dict[str, tuple[CompressWriter, _B64Encoder]] = {}
-
-    def factory() -> Callable[[bytes], None]:
-        b64 = _B64Encoder(sink.write)
-        writer = CompressWriter(b64.write)
-        state["w"] = (writer, b64)
-        return writer.write
-
-    def rewind() -> None:
-        assert mark is not None
-        sink.seek(mark)
-        sink.truncate()
-
-    _canonicalize(source, (r, inner, start), factory, rewind if mark is not None else None, limits)
-    writer, b64 = state["w"]
-    writer.close()
-    b64.close()
+    body = Base64Body(sink, CompressWriter)
+    _canonicalize(source, (r, inner, start), body.emitter, body.rewind, limits)
+    body.close()
 
 
 @dataclass(frozen=True, slots=True)

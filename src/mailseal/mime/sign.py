@@ -6,7 +6,7 @@ import datetime as _dt
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from mailseal.cms.algorithms import DIGESTS
 from mailseal.cms.signed import OpaqueSignedWriter, PreparedSigner, encode_signed_data
@@ -43,6 +43,45 @@ def _seekable(f: BinaryIO) -> bool:
         return bool(f.seekable())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+class _CMSWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Base64Body:
+    """The base64 body of an ``application/pkcs7-mime`` part: a streaming CMS writer feeding a
+    base64 encoder into ``sink``. When canonicalisation has to start over, :attr:`rewind`
+    truncates what was written and :meth:`emitter` makes a fresh writer; ``rewind`` is None
+    when the sink cannot be rewound (the canonicaliser then uses its safe pass only)."""
+
+    def __init__(
+        self, sink: BinaryIO, make_writer: Callable[[Callable[[bytes], None]], _CMSWriter]
+    ) -> None:
+        self._sink = sink
+        self._make = make_writer
+        self._mark = sink.tell() if _seekable(sink) else None
+        self._current: tuple[_CMSWriter, _B64Encoder] | None = None
+        self.rewind: Callable[[], None] | None = self._rewind if self._mark is not None else None
+
+    def emitter(self) -> Callable[[bytes], None]:
+        encoder = _B64Encoder(self._sink.write)
+        writer = self._make(encoder.write)
+        self._current = (writer, encoder)
+        return writer.write
+
+    def _rewind(self) -> None:
+        assert self._mark is not None
+        self._sink.seek(self._mark)
+        self._sink.truncate()
+
+    def close(self) -> None:
+        assert self._current is not None
+        writer, encoder = self._current
+        writer.close()
+        encoder.close()
 
 
 def _canonicalize(
@@ -167,23 +206,6 @@ def sign_stream(
         + b"Content-Transfer-Encoding: base64\r\n"
         + b'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n'
     )
-    body_mark = sink.tell() if _seekable(sink) else None
-    writers: list[tuple[OpaqueSignedWriter, _B64Encoder]] = []
-
-    def opaque_emitter() -> Callable[[bytes], None]:
-        enc = _B64Encoder(out)
-        writer = OpaqueSignedWriter(enc.write, signers, when=when)
-        writers[:] = [(writer, enc)]
-        return writer.write
-
-    def rewind_body() -> None:
-        assert body_mark is not None
-        sink.seek(body_mark)
-        sink.truncate()
-
-    _canonicalize(
-        src, first, opaque_emitter, rewind_body if body_mark is not None else None, limits
-    )
-    writer, enc = writers[0]
-    writer.close()
-    enc.close()
+    body = Base64Body(sink, lambda write: OpaqueSignedWriter(write, signers, when=when))
+    _canonicalize(src, first, body.emitter, body.rewind, limits)
+    body.close()
