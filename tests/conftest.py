@@ -24,6 +24,16 @@ settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+
+@pytest.fixture(autouse=True)
+def _own_cert_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test gets an empty certificate cache: the command line keeps CA certificates of
+    validated paths under ``$MAILSEAL_CERT_CACHE``, and one test must not learn from another."""
+    monkeypatch.setenv("MAILSEAL_CERT_CACHE", str(tmp_path_factory.mktemp("cert-cache")))
+
+
 # The binaries each peer needs (NSS is three tools from libnss3-tools).
 PEER_BINARIES: dict[str, tuple[str, ...]] = {
     "openssl": ("openssl",),

@@ -46,6 +46,9 @@ _SIG_NAMES = {
     "ed448": "Ed448",
 }
 
+#: Timestamp tokens on one SignerInfo that are checked; more make the signature unsupported.
+MAX_TIMESTAMP_TOKENS = 4
+
 
 def _prepare(
     signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
@@ -176,11 +179,22 @@ def _judge(
             )
         addresses = certificate_addresses(cert)
         proven: tuple[_dt.datetime, str] | None = None
-        if si.timestamp_token is not None:
-            ts = check_timestamp(si.timestamp_token, si.signature, trust)
-            problems.extend(ts.problems)
-            if ts.valid and ts.time is not None:
-                proven = (ts.time, ts.tsa or "an unnamed TSA")
+        if len(si.timestamp_tokens) > MAX_TIMESTAMP_TOKENS:
+            problems.append(
+                Problem(
+                    Status.UNSUPPORTED,
+                    f"the signature carries {len(si.timestamp_tokens)} timestamp tokens "
+                    f"(at most {MAX_TIMESTAMP_TOKENS} are checked)",
+                )
+            )
+        elif si.timestamp_tokens:
+            # every token must verify (an invalid one is never skipped); the earliest
+            # genTime is the time proven
+            for token in si.timestamp_tokens:
+                ts = check_timestamp(token, si.signature, trust)
+                problems.extend(ts.problems)
+                if ts.valid and ts.time is not None and (proven is None or ts.time < proven[0]):
+                    proven = (ts.time, ts.tsa or "an unnamed TSA")
         elif si.has_timestamp:
             problems.append(Problem(Status.TAMPERED, "the timestamp token attribute has no value"))
         outcome = trust.evaluate(

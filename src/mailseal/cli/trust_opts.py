@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import os
 import ssl
 import sys
 import warnings
@@ -107,6 +108,8 @@ class TrustSpec:
     policies: tuple[str, ...] = ()
     require_explicit_policy: bool = False
     fetch_issuers: bool = False
+    cert_cache: str | None = None
+    no_cert_cache: bool = False
 
     @property
     def has_anchors(self) -> bool:
@@ -140,6 +143,7 @@ class TrustSpec:
             check_address=not self.ignore_address,
             policies=self.policies or None,
             require_explicit_policy=self.require_explicit_policy,
+            cache=self._cache(),
         )
         for path in self.crls:
             try:
@@ -152,6 +156,23 @@ class TrustSpec:
             except InputError as exc:
                 raise InputError(f"OCSP response file {path}: {exc}") from None
         return trust
+
+    def _cache(self) -> Any:
+        if self.no_cert_cache:
+            return None
+        from mailseal.validation.cache import DirectoryCertificateCache
+
+        return DirectoryCertificateCache(self.cert_cache or default_cert_cache())
+
+
+def default_cert_cache() -> Path:
+    """``$MAILSEAL_CERT_CACHE``, else ``$XDG_CACHE_HOME/mailseal/certificates`` (by default
+    ``~/.cache/mailseal/certificates``)."""
+    env = os.environ.get("MAILSEAL_CERT_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mailseal" / "certificates"
 
 
 _FIELDS = tuple(TrustSpec.__dataclass_fields__)
@@ -210,6 +231,17 @@ def trust_options(*, messages: bool = True, address: bool = True) -> Callable[[A
             "--fetch-issuers",
             is_flag=True,
             help="Fetch missing CA certificates from AIA caIssuers URLs (not with --offline).",
+        ),
+        click.option(
+            "--cert-cache",
+            metavar="DIR",
+            help="Where CA certificates of validated paths are kept for later path building "
+            "[$MAILSEAL_CERT_CACHE or ~/.cache/mailseal/certificates].",
+        ),
+        click.option(
+            "--no-cert-cache",
+            is_flag=True,
+            help="Neither use nor fill the certificate cache.",
         ),
         click.option(
             "--at",

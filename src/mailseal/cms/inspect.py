@@ -91,8 +91,14 @@ class ParsedSignerInfo:
     encryption_key_preference: SignerId | None
     has_timestamp: bool
     attribute_problems: tuple[str, ...] = field(default=())
-    #: the DER of the first RFC 3161 timeStampToken unsigned attribute value, if any
-    timestamp_token: bytes | None = None
+    #: the DER of each RFC 3161 timeStampToken unsigned attribute value (at most
+    #: MAX_TIMESTAMP_TOKENS; more make the SignerInfo unusable)
+    timestamp_tokens: tuple[bytes, ...] = ()
+
+    @property
+    def timestamp_token(self) -> bytes | None:
+        """The first timestamp token, if any."""
+        return self.timestamp_tokens[0] if self.timestamp_tokens else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +186,12 @@ def _parse_signer_info(index: int, si: a_cms.SignerInfo) -> ParsedSignerInfo:
                 )
     unsigned = si["unsigned_attrs"]
     has_ts = False
-    token: bytes | None = None
+    tokens: list[bytes] = []
     if not isinstance(unsigned, a_core.Void):
         for a in unsigned:
             if a["type"].dotted == O.ID_AA_TIMESTAMP_TOKEN:
                 has_ts = True
-                if token is None and len(a["values"]) > 0:
-                    token = a["values"][0].dump()
+                tokens.extend(v.dump() for v in a["values"])
     return ParsedSignerInfo(
         index=index,
         version=int(si["version"].native[1:]) if isinstance(si["version"].native, str) else 0,
@@ -205,7 +210,7 @@ def _parse_signer_info(index: int, si: a_cms.SignerInfo) -> ParsedSignerInfo:
         encryption_key_preference=pref,
         has_timestamp=has_ts,
         attribute_problems=tuple(problems),
-        timestamp_token=token,
+        timestamp_tokens=tuple(tokens),
     )
 
 
@@ -574,7 +579,7 @@ def _parse_signer_fast(index: int, buf: bytes, cs: int, ce: int) -> ParsedSigner
     signature = buf[ocs:oce]
     i += 1
     has_ts = False
-    token: bytes | None = None
+    tokens: list[bytes] = []
     if i < len(kids):
         tag, _, ucs, uce = kids[i]
         if tag != 0xA1 or i + 1 != len(kids):
@@ -589,8 +594,7 @@ def _parse_signer_fast(index: int, buf: bytes, cs: int, ce: int) -> ParsedSigner
             if buf[parts[0][2] : parts[0][3]] == ts_oid:
                 has_ts = True
                 values = F.children(buf, parts[1][2], parts[1][3])
-                if token is None and values:
-                    token = buf[values[0][1] : values[0][3]]
+                tokens.extend(buf[v[1] : v[3]] for v in values)
     digest = DIGEST_BY_OID.get(digest_oid)
     return ParsedSignerInfo(
         index=index,
@@ -610,7 +614,7 @@ def _parse_signer_fast(index: int, buf: bytes, cs: int, ce: int) -> ParsedSigner
         encryption_key_preference=pref,
         has_timestamp=has_ts,
         attribute_problems=tuple(problems),
-        timestamp_token=token,
+        timestamp_tokens=tuple(tokens),
     )
 
 

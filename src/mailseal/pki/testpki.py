@@ -318,11 +318,13 @@ class TestPKI:
         not_after: datetime | None = None,
         name: str | None = None,
         ski: bool = True,
+        eku_critical: bool = False,
     ) -> Issued:
         """An end-entity S/MIME certificate for ``email`` with a fresh key.
 
         ``usage`` picks the keyUsage bits from the key type (``key_usage`` overrides them).
-        ``eku=None`` (or empty) leaves out extendedKeyUsage. ``ski=False`` leaves out the
+        ``eku=None`` (or empty) leaves out extendedKeyUsage (``eku_critical`` marks it
+        critical, as a TSA certificate needs). ``ski=False`` leaves out the
         subjectKeyIdentifier (such a certificate can only be named by issuer and serial).
         """
         if usage not in USAGES:
@@ -358,7 +360,7 @@ class TestPKI:
             .add_extension(_aki(self.issuer.key), critical=False)
         )
         if eku:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=eku_critical)
         if ski:
             builder = builder.add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(pub), critical=False

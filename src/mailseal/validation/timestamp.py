@@ -6,6 +6,9 @@ accepted only when all of these hold:
 - it is a CMS SignedData whose content is a TSTInfo (id-ct-TSTInfo);
 - its messageImprint is the hash (with the imprint's own algorithm) of the signature value;
 - the token's SignerInfo signature over the TSTInfo is intact;
+- its signed ESS signingCertificate or signingCertificateV2 attribute (RFC 3161 §2.4.1,
+  RFC 5816) names the TSA certificate the signature was checked with, so a token cannot be
+  passed off as another TSA certificate's;
 - the TSA's certificate has the timeStamping extended key usage and chains to the
   :class:`~mailseal.validation.trust.Trust`'s anchors at genTime.
 
@@ -18,6 +21,9 @@ import datetime as _dt
 import hashlib
 import hmac
 from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mailseal.cms.inspect import check_signature, find_signer_certificate, parse_signed_data
 from mailseal.errors import MailsealError
@@ -44,6 +50,49 @@ class TimestampCheck:
 
 def _bad(status: Status, message: str) -> TimestampCheck:
     return TimestampCheck(None, None, (Problem(status, f"the timestamp token {message}"),))
+
+
+def _ess_problem(signed_attrs: bytes | None, cert: x509.Certificate) -> str | None:
+    """Why the token's ESS signingCertificate(V2) attribute does not bind ``cert``, or None."""
+    from asn1crypto import cms as a_cms
+
+    if signed_attrs is None:
+        return "has no signed attributes (RFC 3161 §2.4.1 requires signingCertificate)"
+    try:
+        attrs = a_cms.CMSAttributes.load(signed_attrs)
+        found = [
+            (a["type"].native, a["values"][0])
+            for a in attrs
+            if a["type"].native in ("signing_certificate", "signing_certificate_v2")
+            and len(a["values"]) > 0
+        ]
+        if not found:
+            return (
+                "does not name its TSA certificate (no ESS signingCertificate attribute, "
+                "RFC 3161 §2.4.1)"
+            )
+        kind, value = found[0]
+        first = value["certs"][0]
+        if kind == "signing_certificate_v2":
+            hash_name = str(first["hash_algorithm"]["algorithm"].native)
+        else:
+            hash_name = "sha1"
+        claimed = bytes(first["cert_hash"].native)
+        issuer_serial = first["issuer_serial"].native if first["issuer_serial"] else None
+    except Exception as exc:  # asn1crypto raises ValueError, TypeError, KeyError, IndexError
+        return f"has a malformed ESS signingCertificate attribute ({exc})"
+    try:
+        actual = hashlib.new(hash_name, cert.public_bytes(Encoding.DER)).digest()
+    except (ValueError, TypeError):
+        return f"names its TSA certificate with an unknown hash {hash_name}"
+    if not hmac.compare_digest(actual, claimed):
+        return (
+            "names another TSA certificate in its ESS signingCertificate attribute "
+            f"(the {hash_name} certificate hash differs from {name_of(cert)}'s)"
+        )
+    if issuer_serial is not None and issuer_serial.get("serial_number") != cert.serial_number:
+        return "names another serial number in its ESS signingCertificate attribute"
+    return None
 
 
 def check_timestamp(token: bytes, signature: bytes, trust: Trust) -> TimestampCheck:
@@ -104,6 +153,9 @@ def check_timestamp(token: bytes, signature: bytes, trust: Trust) -> TimestampCh
     )
     if not check.intact:
         return _bad(Status.TAMPERED, f"signature by {tsa} is not intact ({check.problem})")
+    ess = _ess_problem(si.signed_attrs, cert)
+    if ess is not None:
+        return _bad(Status.TAMPERED, ess)
     outcome = trust.evaluate(
         cert, extra=sd.certificates, crls=sd.crls, purpose="timestamp", at=gen_time
     )

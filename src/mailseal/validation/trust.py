@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from mailseal.asn1 import oids as O
 from mailseal.errors import InputError, UsageError
 from mailseal.validation.algorithms import key_weakness
+from mailseal.validation.cache import CertificateCache
 from mailseal.validation.fetch import Fetcher
 from mailseal.validation.verdict import (
     CertificateVerdict,
@@ -133,17 +134,27 @@ def _purpose_problems(
                 )
             )
     try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        eku_ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        eku = eku_ext.value
     except x509.ExtensionNotFound:
         eku = None
     except Exception as exc:
         return [*problems, Problem(Status.WRONG_PURPOSE, f"the EKU extension is malformed ({exc})")]
     if purpose == "timestamp":
+        # RFC 3161 §2.3: exactly id-kp-timeStamping, in a critical extension
         if eku is None or ExtendedKeyUsageOID.TIME_STAMPING not in list(eku):
             problems.append(
                 Problem(
                     Status.WRONG_PURPOSE,
                     "the certificate's extended key usage does not include timeStamping",
+                )
+            )
+        elif list(eku) != [ExtendedKeyUsageOID.TIME_STAMPING] or not eku_ext.critical:
+            problems.append(
+                Problem(
+                    Status.WRONG_PURPOSE,
+                    "a TSA certificate's extended key usage must be timeStamping alone, "
+                    "marked critical (RFC 3161 §2.3)",
                 )
             )
         return problems
@@ -211,6 +222,9 @@ class Trust:
     - ``policies`` (the RFC 5280 user-initial-policy-set, default anyPolicy),
       ``require_explicit_policy``, ``inhibit_policy_mapping``, ``inhibit_any_policy``: the
       RFC 5280 §6.1.1 policy inputs.
+    - ``cache``: a :class:`~mailseal.validation.cache.CertificateCache` of CA certificates:
+      issuers found there are offered for path building, and the CA certificates of every
+      path built to an anchor are added to it.
 
     Validation results for an unchanged chain are cached for a minute (and never past the
     nextUpdate of the revocation data used); :meth:`add_crls` and :meth:`add_ocsp_responses`
@@ -238,6 +252,7 @@ class Trust:
         require_explicit_policy: bool = False,
         inhibit_policy_mapping: bool = False,
         inhibit_any_policy: bool = False,
+        cache: CertificateCache | None = None,
     ) -> None:
         if revocation not in REVOCATION_MODES:
             raise UsageError(
@@ -264,6 +279,9 @@ class Trust:
         self.require_explicit_policy = require_explicit_policy
         self.inhibit_policy_mapping = inhibit_policy_mapping
         self.inhibit_any_policy = inhibit_any_policy
+        if cache is not None and not isinstance(cache, CertificateCache):
+            raise UsageError("cache must have by_subject(name) and add(certificates) methods")
+        self.cache = cache
         self._lock = threading.Lock()
         self._crls: list[tuple[Any, str]] = []
         self._ocsps: list[tuple[Any, str]] = []
@@ -420,6 +438,10 @@ class Trust:
             assert self.fetcher is not None
             self._fetch_cache = _pkix.FetchCache(self.fetcher)
         others = [*inter_asn1, *(a_x509.Certificate.load(_der(c)) for c in extra)]
+        if self.cache is not None:
+            from mailseal.validation.cache import candidates
+
+            others.extend(a_x509.Certificate.load(d) for d in candidates(self.cache, cert))
         notes: list[str] = []
         carried: list[tuple[Any, str]] = []
         for der in msg_crls:
@@ -491,6 +513,13 @@ class Trust:
                     + "; ".join(p.message for p in then.problems)
                 )
         problems.extend(res.problems)
+        learnt = (
+            self.cache.add([c.dump() for c in res.path[1:-1]])
+            if self.cache is not None and res.anchor is not None and len(res.path) > 2
+            else 0
+        )
+        if learnt:
+            self._invalidate()
         path = tuple(x509.load_der_x509_certificate(c.dump()) for c in res.path) or (cert,)
         all_notes = (*notes, *res.notes, *time_notes)
         report = ValidationReport(

@@ -185,6 +185,16 @@ def test_verify_intermediate_option(
     assert cli("verify", "-i", bare, "--trust", f["root.pem"]).code == 1
     r = cli("verify", "-i", bare, "--trust", f["root.pem"], "--intermediate", f["issuing.pem"])
     assert r.code == 0, r
+    # the intermediate of that validated path is now in the certificate cache
+    assert cli("verify", "-i", bare, "--trust", f["root.pem"]).code == 0
+    assert cli("verify", "-i", bare, "--trust", f["root.pem"], "--no-cert-cache").code == 1
+    elsewhere = tmp_path / "other-cache"
+    base = ["verify", "-i", bare, "--trust", f["root.pem"], "--cert-cache", elsewhere]
+    assert cli(*base).code == 1
+    assert not elsewhere.exists()  # nothing learnt, nothing written
+    assert cli(*base, "--intermediate", f["issuing.pem"]).code == 0
+    assert elsewhere.stat().st_mode & 0o777 == 0o700
+    assert cli(*base).code == 0
 
 
 def test_verify_at_and_signing_time(cli: Callable[..., Run], f: dict[str, Path]) -> None:

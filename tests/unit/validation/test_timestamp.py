@@ -57,7 +57,11 @@ class Setup:
 def setup() -> Setup:
     pki = TestPKI.create("Timestamp Test", now=NOW - 30 * DAY, days=60)
     tsa = pki.user(
-        "tsa@example.org", eku=[ExtendedKeyUsageOID.TIME_STAMPING], usage="signing", name="TSA"
+        "tsa@example.org",
+        eku=[ExtendedKeyUsageOID.TIME_STAMPING],
+        eku_critical=True,
+        usage="signing",
+        name="TSA",
     )
     not_a_tsa = pki.user("fake-tsa@example.org", usage="signing", name="Not a TSA")
     expired = pki.user(
@@ -79,6 +83,8 @@ def _token(
     *,
     gen_time: dt.datetime = SIGNED_AT,
     break_signature: bool = False,
+    ess: str = "v2",
+    ess_cert: bytes | None = None,
 ) -> a_cms.ContentInfo:
     """A timestamp token (ContentInfo/SignedData over a TSTInfo) by ``tsa``."""
     tst = a_tsp.TSTInfo(
@@ -94,10 +100,27 @@ def _token(
         }
     )
     tst_der = tst.dump()
+    bound = ess_cert if ess_cert is not None else tsa.cert.public_bytes(Encoding.DER)
+    ess_attrs = {
+        "v2": [
+            {
+                "type": "signing_certificate_v2",
+                "values": [{"certs": [{"cert_hash": hashlib.sha256(bound).digest()}]}],
+            }
+        ],
+        "v1": [
+            {
+                "type": "signing_certificate",
+                "values": [{"certs": [{"cert_hash": hashlib.sha1(bound).digest()}]}],
+            }
+        ],
+        "none": [],
+    }[ess]
     attrs = a_cms.CMSAttributes(
         [
             {"type": "content_type", "values": ["tst_info"]},
             {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
+            *ess_attrs,
         ]
     )
     key = tsa.key
@@ -139,12 +162,15 @@ def _signature_value(signed: bytes) -> bytes:
     return bytes(content_info(signed)["content"]["signer_infos"][0]["signature"].native)
 
 
-def _with_token(signed: bytes, token: a_cms.ContentInfo) -> bytes:
-    """The message with ``token`` as the first SignerInfo's id-aa-timeStampToken."""
+def _with_token(signed: bytes, *tokens: a_cms.ContentInfo) -> bytes:
+    """The message with ``tokens`` as the first SignerInfo's id-aa-timeStampToken values."""
     ci = content_info(signed)
     si = ci["content"]["signer_infos"][0]
-    si["unsigned_attrs"] = a_cms.CMSAttributes([{"type": TS_TOKEN, "values": [token]}])
-    return replace_cms(signed, ci.dump(force=True))
+    values = [a_cms.ContentInfo.load(t.dump()) for t in tokens]
+    si["unsigned_attrs"] = a_cms.CMSAttributes([{"type": TS_TOKEN, "values": values}])
+    # dump() re-encodes the mutated path only (force=True would re-encode every nested
+    # structure, which takes minutes for a token inside a SignerInfo)
+    return replace_cms(signed, ci.dump())
 
 
 def _only(result: mailseal.VerifyResult) -> mailseal.SignerVerdict:
@@ -226,7 +252,9 @@ def test_token_with_a_broken_signature_is_not_valid(setup: Setup) -> None:
 
 def test_token_from_an_untrusted_tsa_is_not_valid(setup: Setup) -> None:
     other = TestPKI.create("Elsewhere", now=NOW - 30 * DAY, days=60)
-    tsa = other.user("tsa@elsewhere.example", eku=[ExtendedKeyUsageOID.TIME_STAMPING])
+    tsa = other.user(
+        "tsa@elsewhere.example", eku=[ExtendedKeyUsageOID.TIME_STAMPING], eku_critical=True
+    )
     signed = _sign(setup.pki, setup.expired, "old@example.org")
     stamped = _with_token(signed, _token(tsa, other, _signature_value(signed)))
     signer = _only(mailseal.verify(stamped, trust=_trust(setup)))
@@ -252,5 +280,82 @@ def test_both_parsers_expose_the_token(setup: Setup) -> None:
     slow = _parse_signer_info(0, ci["content"]["signer_infos"][0])
     assert fast.has_timestamp and slow.has_timestamp
     assert fast.timestamp_token == slow.timestamp_token == token.dump()
+    assert fast.timestamp_tokens == slow.timestamp_tokens == (token.dump(),)
     plain = parse_signed_data(content_info(signed).dump()).signer_infos[0]
     assert plain.timestamp_token is None and not plain.has_timestamp
+
+
+# -- the ESS signingCertificate binding (RFC 3161 §2.4.1, RFC 5816) -------------------------------
+def test_token_with_signing_certificate_v1_is_accepted(setup: Setup) -> None:
+    signed = _sign(setup.pki, setup.expired, "old@example.org")
+    token = _token(setup.tsa, setup.pki, _signature_value(signed), ess="v1")
+    signer = _only(mailseal.verify(_with_token(signed, token), trust=_trust(setup)))
+    assert signer.valid, signer.describe()
+
+
+def test_token_without_signing_certificate_is_not_valid(setup: Setup) -> None:
+    signed = _sign(setup.pki, setup.current, "new@example.org")
+    token = _token(setup.tsa, setup.pki, _signature_value(signed), ess="none")
+    signer = _only(mailseal.verify(_with_token(signed, token), trust=_trust(setup)))
+    assert signer.status is Status.TAMPERED
+    assert any("signingCertificate" in p.message for p in signer.problems), signer.problems
+
+
+@pytest.mark.parametrize("ess", ["v1", "v2"])
+def test_token_naming_another_tsa_certificate_is_not_valid(setup: Setup, ess: str) -> None:
+    signed = _sign(setup.pki, setup.current, "new@example.org")
+    other = setup.not_a_tsa.cert.public_bytes(Encoding.DER)
+    token = _token(setup.tsa, setup.pki, _signature_value(signed), ess=ess, ess_cert=other)
+    signer = _only(mailseal.verify(_with_token(signed, token), trust=_trust(setup)))
+    assert signer.status is Status.TAMPERED
+    assert any("names another TSA certificate" in p.message for p in signer.problems)
+
+
+# -- several tokens -------------------------------------------------------------------------------
+def test_earliest_of_several_tokens_is_the_proven_time(setup: Setup) -> None:
+    signed = _sign(setup.pki, setup.expired, "old@example.org")
+    value = _signature_value(signed)
+    later = _token(setup.tsa, setup.pki, value, gen_time=SIGNED_AT + HOURS)
+    earlier = _token(setup.tsa, setup.pki, value, gen_time=SIGNED_AT)
+    signer = _only(mailseal.verify(_with_token(signed, later, earlier), trust=_trust(setup)))
+    assert signer.valid, signer.describe()
+    assert signer.validation is not None
+    assert signer.validation.time == SIGNED_AT
+
+
+def test_one_bad_token_among_several_is_not_skipped(setup: Setup) -> None:
+    signed = _sign(setup.pki, setup.expired, "old@example.org")
+    value = _signature_value(signed)
+    good = _token(setup.tsa, setup.pki, value)
+    bad = _token(setup.tsa, setup.pki, value, break_signature=True)
+    signer = _only(mailseal.verify(_with_token(signed, good, bad), trust=_trust(setup)))
+    assert not signer.valid
+    assert any("timestamp token signature" in p.message for p in signer.problems)
+
+
+def test_too_many_tokens_are_not_checked(setup: Setup) -> None:
+    signed = _sign(setup.pki, setup.current, "new@example.org")
+    token = _token(setup.tsa, setup.pki, _signature_value(signed))
+    signer = _only(mailseal.verify(_with_token(signed, *[token] * 5), trust=_trust(setup)))
+    assert signer.status is Status.UNSUPPORTED
+    assert any("5 timestamp tokens" in p.message for p in signer.problems)
+
+
+@pytest.mark.parametrize(
+    ("eku", "critical"),
+    [
+        ([ExtendedKeyUsageOID.TIME_STAMPING], False),
+        ([ExtendedKeyUsageOID.TIME_STAMPING, ExtendedKeyUsageOID.EMAIL_PROTECTION], True),
+    ],
+)
+def test_tsa_eku_must_be_critical_and_alone(
+    setup: Setup, eku: list[object], critical: bool
+) -> None:
+    tsa = setup.pki.user(
+        "tsa2@example.org", eku=eku, eku_critical=critical, usage="signing", name="TSA 2"
+    )
+    signed = _sign(setup.pki, setup.expired, "old@example.org")
+    stamped = _with_token(signed, _token(tsa, setup.pki, _signature_value(signed)))
+    signer = _only(mailseal.verify(stamped, trust=_trust(setup)))
+    assert not signer.valid
+    assert any("RFC 3161 §2.3" in p.message for p in signer.problems), signer.problems
