@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# `make run` serves a demo organisation kept in .mailseal-demo (created on first start);
+# PORT=8081 make run picks another port.
+RUN_HOME ?= $(CURDIR)/.mailseal-demo
+PORT     ?= 8080
 run: $(STAMP)
-	$(BIN)/mailseal demo
+	MAILSEAL_HOME=$(RUN_HOME) $(BIN)/mailseal serve --demo --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

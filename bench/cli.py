@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA_VERSION, encryption, large, throughput, trust
+from bench import SCHEMA_VERSION, crl, encryption, large, throughput, trust
 from bench.common import MIB, RESULTS, BenchError, Figure, machine_info
 from bench.fixtures import Keys, make_keys
 
@@ -125,6 +125,18 @@ BENCHES: tuple[Bench, ...] = (
         "large-encrypt",
         "large text/plain message: encrypt + decrypt (AES-256-GCM and -CBC), wall and RSS",
         _large_encrypt(False),
+    ),
+    Bench(
+        "crl",
+        "CRL with 1,000,000 revoked entries (100,000 with --quick): generation time and peak "
+        "RSS vs openssl ca -gencrl",
+        lambda c: crl.crl_generation(
+            c.keys.pki.issuer.cert,
+            c.keys.pki.issuer.cert_pem,
+            c.keys.pki.issuer.key_pem,
+            c.workdir,
+            crl.QUICK_ENTRIES if c.args.quick else crl.ENTRIES,
+        ),
     ),
     Bench("big-text", "as large-text at 1 GiB (only with --big)", _large("text", True), False),
     Bench("big-mixed", "as large-mixed at 1 GiB (only with --big)", _large("mixed", True), False),

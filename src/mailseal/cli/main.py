@@ -17,6 +17,7 @@ import click
 
 from mailseal import __version__, _open
 from mailseal._engine import sign_stream, verify_stream
+from mailseal.cli import ca_cmds as _ca_cmds
 from mailseal.cli.io import (
     input_stream,
     load_cert_paths,
@@ -545,6 +546,7 @@ def demo(keep: str | None) -> None:
 
 
 cli.add_command(validate_cmd)
+_ca_cmds.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
