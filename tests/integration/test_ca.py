@@ -607,3 +607,123 @@ def test_serve_demo_initialises_on_first_start(tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
     assert (home / "demo" / "alice-signing.crt").exists()
     assert (home / "demo-passphrase").stat().st_mode & 0o777 == 0o600
+
+
+def test_gpgsm_accepts_issued_certificates(tmp_path: Path) -> None:
+    """gpgsm (libksba) cannot process name constraints, so it refuses a CA whose name
+    constraints are critical (RFC 5280's rule, mailseal's default); with
+    --noncritical-name-constraints it validates the chain, verifies mail signed with an issued
+    signing certificate and encrypts to an issued encryption certificate."""
+    gpgsm = _need("gpgsm")
+    gpgconf = _need("gpgconf")
+    openssl = _need("openssl")
+
+    def gnupg(name: str, org: Org) -> dict[str, str]:
+        home = tmp_path / name
+        home.mkdir(mode=0o700)
+        (home / "gpgsm.conf").write_text("disable-crl-checks\n")
+        fp = x509.load_pem_x509_certificate(org.cert("root").read_bytes()).fingerprint(
+            hashes.SHA1()
+        )
+        (home / "trustlist.txt").write_text(":".join(f"{b:02X}" for b in fp) + " S\n")
+        return {**os.environ, "GNUPGHOME": str(home)}
+
+    def g(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [gpgsm, "--batch", *(str(a) for a in args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    for flag, accepted in (((), False), (("--noncritical-name-constraints",), True)):
+        org = _org(tmp_path / f"org{accepted}", *flag)
+        out = tmp_path / f"out{accepted}"
+        org.run(
+            "issue",
+            "--email",
+            "gina@example.org",
+            "--key-type",
+            "rsa2048",
+            "--out",
+            out,
+            "--passphrase-env",
+            "CA_PASS",
+            "--p12-password-env",
+            "CA_PASS",
+        )
+        env = gnupg(f"gnupg{accepted}", org)
+        try:
+            g(
+                env,
+                "--import",
+                org.cert("root"),
+                org.cert("issuing"),
+                out / "gina-signing.crt",
+                out / "gina-encryption.crt",
+            )
+            listing = g(env, "--with-validation", "--list-keys", "gina@example.org")
+            bad = "certificate is bad" in listing.stdout + listing.stderr
+            assert bad is not accepted, listing.stdout + listing.stderr
+            if not accepted:
+                continue
+            msg = tmp_path / "msg.txt"
+            msg.write_bytes(b"Content-Type: text/plain\r\n\r\nfrom the internal CA\r\n")
+            p12 = out / "gina-signing.p12"
+            key = tmp_path / "s.key"
+            subprocess.run(
+                [
+                    openssl,
+                    "pkcs12",
+                    "-in",
+                    p12,
+                    "-nocerts",
+                    "-nodes",
+                    "-out",
+                    key,
+                    "-passin",
+                    f"pass:{PASSPHRASE}",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            sig = tmp_path / "msg.p7s"
+            subprocess.run(
+                [
+                    openssl,
+                    "cms",
+                    "-sign",
+                    "-binary",
+                    "-in",
+                    msg,
+                    "-signer",
+                    out / "gina-signing.crt",
+                    "-inkey",
+                    key,
+                    "-outform",
+                    "DER",
+                    "-out",
+                    sig,
+                ],
+                check=True,
+                capture_output=True,
+            )
+            v = g(env, "--status-fd", "1", "--verify", sig, msg)
+            assert "GOODSIG" in v.stdout and "TRUST_FULLY" in v.stdout, v.stdout + v.stderr
+            enc = g(
+                env,
+                "--status-fd",
+                "1",
+                "-r",
+                "gina@example.org",
+                "-o",
+                tmp_path / "m.p7m",
+                "--encrypt",
+                msg,
+            )
+            assert enc.returncode == 0 and "encrypted data created" in enc.stderr, enc.stderr
+            assert (tmp_path / "m.p7m").stat().st_size > 0
+        finally:
+            subprocess.run([gpgconf, "--kill", "all"], env=env, check=False)

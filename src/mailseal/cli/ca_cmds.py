@@ -174,6 +174,12 @@ def _with_authority(f: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--import-key", metavar="KEY.pem", help="The key of --import-cert.")
 @click.option("--import-key-password-env", metavar="VAR", help="Password of --import-key.")
+@click.option(
+    "--noncritical-name-constraints",
+    is_flag=True,
+    help="Mark the domain name constraints non-critical, for mail clients that cannot "
+    "process them (gpgsm); see docs/ca.md.",
+)
 @click.option("--pkcs11-module", metavar="PATH", help="Keep the CA keys in this PKCS#11 module.")
 @click.option("--pkcs11-token", metavar="LABEL", help="The token label in the HSM.")
 @secret_options
@@ -214,6 +220,7 @@ def init(**kw: Any) -> None:
         import_key=read_file(imp_key, "CA key") if imp_key else None,
         import_key_password=imp_pw.encode() if imp_pw is not None else None,
         export_root_key=Path(export) if export else None,
+        name_constraints_critical=not kw.pop("noncritical_name_constraints"),
     )
     try:
         click.echo(f"initialised {settings.organization} in {home}")

@@ -211,6 +211,7 @@ def init_organisation(
     import_key: bytes | None = None,
     import_key_password: bytes | None = None,
     export_root_key: Path | None = None,
+    name_constraints_critical: bool = True,
 ) -> Authority:
     """Create the data directory, the database and the CA hierarchy (or import a CA)."""
     if not settings.organization.strip():
@@ -258,6 +259,7 @@ def init_organisation(
             permitted_domains=domains,
             validity_days=issuing_validity_days,
             issuing_key=issuing_key,
+            name_constraints_critical=name_constraints_critical,
         )
         _write_cert(settings, ROOT, root)
         _write_cert(settings, ISSUING, issuing)

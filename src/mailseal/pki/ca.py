@@ -165,6 +165,7 @@ def create_issuing(
     ocsp_signing: bool = True,
     serial: int | None = None,
     issuing_key: PrivateKey | None = None,
+    name_constraints_critical: bool = True,
 ) -> x509.Certificate:
     """An issuing (subordinate) CA certificate signed by the root (BR §7.1.2.2).
 
@@ -275,7 +276,10 @@ def create_issuing(
             subtrees += [x509.RFC822Name(d), x509.RFC822Name("." + d)]
         builder = builder.add_extension(
             x509.NameConstraints(permitted_subtrees=subtrees, excluded_subtrees=None),
-            critical=True,
+            # RFC 5280 §4.2.1.10: critical. Relying parties that cannot process name
+            # constraints then refuse the CA (gpgsm 2.2 does); name_constraints_critical=False
+            # trades that for acceptance by them (S/MIME BR §7.1.2.2 permits either)
+            critical=name_constraints_critical,
         )
     cert = resign_certificate(preview_certificate(builder, root_key), root_key)
     _verify(cert, root_cert, "issuing CA")
