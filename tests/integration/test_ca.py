@@ -727,3 +727,105 @@ def test_gpgsm_accepts_issued_certificates(tmp_path: Path) -> None:
             assert (tmp_path / "m.p7m").stat().st_size > 0
         finally:
             subprocess.run([gpgconf, "--kill", "all"], env=env, check=False)
+
+
+# -- renewal, an offline root, an imported CA -----------------------------------------------------
+def _settings(tmp_path: Path, name: str) -> Settings:
+    return Settings(home=tmp_path / name, organization="Lifecycle Ltd", domains=("example.org",))
+
+
+SECRETS = Secrets(passphrase=PASSPHRASE.encode())
+
+
+def test_renew_issues_new_keys_and_can_revoke_the_old(tmp_path: Path) -> None:
+    authority = init_organisation(_settings(tmp_path, "renew"), SECRETS, key_type="p256")
+    try:
+        first = authority.issue(email="ren@example.org", profile="mailbox-multipurpose")
+        second = authority.renew(email="ren@example.org", revoke_old="superseded")
+        assert [i.usage for i in second] == ["signing", "encryption"]
+        assert {i.profile for i in second} == {"mailbox-multipurpose"}
+        assert {i.serial for i in first}.isdisjoint(i.serial for i in second)
+        rows = {r.serial: r.status for r in authority.certificates(email="ren@example.org")}
+        assert all(rows[i.serial] == "revoked" for i in first)
+        assert all(rows[i.serial] == "valid" for i in second)
+        crl = x509.load_der_x509_crl((authority.crl("issuing") or (b"", 0))[0])
+        entry = crl.get_revoked_certificate_by_serial_number(first[0].certificate.serial_number)
+        assert entry is not None
+        assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is (
+            x509.ReasonFlags.superseded
+        )
+        with pytest.raises(Exception, match="no valid certificate"):
+            authority.renew(email="nobody@example.org")
+    finally:
+        authority.close()
+
+
+def test_offline_root(tmp_path: Path) -> None:
+    target = tmp_path / "root-offline.pem"
+    settings = _settings(tmp_path, "offline")
+    authority = init_organisation(settings, SECRETS, key_type="p256", export_root_key=target)
+    try:
+        assert target.stat().st_mode & 0o777 == 0o600
+        assert not (settings.home / "keys" / "root.key.pem").exists()
+        assert authority.crl("root") is not None  # issued before the key left
+        assert authority.issue(email="off@example.org", usage="signing")
+        assert authority.publish_crls() == [("issuing", authority.publish_crls()[0][1] - 2)]
+    finally:
+        authority.close()
+
+
+def test_import_an_existing_ca(tmp_path: Path) -> None:
+    from mailseal.keys.software import SoftwareKey
+    from mailseal.pki.ca import create_issuing, create_root
+
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root = create_root(
+        SoftwareKey(root_key),
+        root_key.public_key(),
+        organization="Old Corp",
+        common_name="Old Corp Root",
+    )
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    issuing = create_issuing(
+        root,
+        SoftwareKey(root_key),
+        ca_key.public_key(),
+        organization="Old Corp",
+        common_name="Old Corp Mail CA",
+        crl_url="http://pki.example.org/root.crl",
+        ca_issuers_url="http://pki.example.org/root.crt",
+        permitted_domains=("example.org",),
+    )
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (issuing, root))
+    key_pem = ca_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"old password"),
+    )
+    settings = _settings(tmp_path, "import")
+    with pytest.raises(Exception, match="does not belong"):
+        init_organisation(
+            settings,
+            SECRETS,
+            import_certificate=pem,
+            import_key=root_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+    settings = _settings(tmp_path, "import2")
+    authority = init_organisation(
+        settings,
+        SECRETS,
+        import_certificate=pem,
+        import_key=key_pem,
+        import_key_password=b"old password",
+    )
+    try:
+        assert sorted(authority.cas) == ["issuing", "root"]
+        (cert,) = authority.issue(email="imp@example.org", usage="signing")
+        cert.certificate.verify_directly_issued_by(issuing)
+        assert b"old password" not in (settings.home / "keys" / "issuing.key.pem").read_bytes()
+    finally:
+        authority.close()

@@ -225,7 +225,8 @@ def init(**kw: Any) -> None:
     try:
         click.echo(f"initialised {settings.organization} in {home}")
         for name, ca in authority.cas.items():
-            click.echo(f"  {name:8} {ca.certificate.subject.rfc4514_string()}  ({ca.status})")
+            where = "key here" if ca.key_ref else "key offline"
+            click.echo(f"  {name:8} {ca.certificate.subject.rfc4514_string()}  ({where})")
         click.echo(f"  database {authority.db.url}")
         if export:
             click.echo(f"  the root key was moved to {export}: keep it offline")

@@ -345,7 +345,6 @@ def _import_ca(
                 key_ref="",
                 not_before=extra.not_valid_before_utc,
                 not_after=extra.not_valid_after_utc,
-                status="offline",
             )
             _write_cert(settings, ROOT if role == "root" else f"chain{n}", extra)
         repo.append_audit(
@@ -471,11 +470,9 @@ class Authority:
         with self.db.session() as s:
             row = repo.get_ca(s, ROOT)
             assert row is not None
-            row.key_ref = ""
-            row.status = "offline"
+            row.key_ref = ""  # the CA stays active; no key here means it signs elsewhere
             repo.append_audit(s, actor="cli", action="ca.export-root-key", subject=ROOT, details={})
         ca.key_ref = ""
-        ca.status = "offline"
         self._loaded_keys.pop(ROOT, None)
 
     # -- issuance -------------------------------------------------------------------------------
