@@ -72,6 +72,9 @@ class Settings:
     pkcs11_token: str = ""
     pkcs11_pin_env: str = ""
     pkcs11_pin_file: str = ""
+    #: who signs OCSP responses: "ca" (the CA key) or "delegated" (a responder certificate
+    #: issued by the CA, RFC 6960 §4.2.2.2, renewed automatically)
+    ocsp_responder: str = "ca"
     #: OCSP responses are valid this long and refreshed when less than half is left
     ocsp_validity_hours: int = 96
     #: CRLs are valid this long (BR §4.9.7: at most 10 days) and reissued at half-life

@@ -829,3 +829,53 @@ def test_import_an_existing_ca(tmp_path: Path) -> None:
         assert b"old password" not in (settings.home / "keys" / "issuing.key.pem").read_bytes()
     finally:
         authority.close()
+
+
+def test_delegated_ocsp_responder(tmp_path: Path) -> None:
+    """With --ocsp-responder delegated, responses are signed by a responder certificate the
+    issuing CA issued (ocspSigning, ocsp-nocheck), which openssl accepts."""
+    org = _org(tmp_path, "--ocsp-responder", "delegated")
+    out = tmp_path / "d"
+    org.run(
+        "issue",
+        "--email",
+        "del@example.org",
+        "--usage",
+        "signing",
+        "--out",
+        out,
+        "--passphrase-env",
+        "CA_PASS",
+        "--p12-password-env",
+        "CA_PASS",
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*MAILSEAL, "serve", "--port", str(port)],
+        env=org.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        responder = x509.load_pem_x509_certificate(org.cert("ocsp-issuing").read_bytes())
+        eku = responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING]
+        for nonce in ([], ["-no_nonce"]):
+            said = _ocsp(org, base, "-cert", out / "del-signing.crt", *nonce)
+            assert "Response verify OK" in said and ": good" in said, said
+        serial = org.certs_json()[0]["serial"]
+        org.run("revoke", "--serial", serial, "--reason", "privilegeWithdrawn")
+        said = _ocsp(org, base, "-cert", out / "del-signing.crt", "-no_nonce")
+        assert "Response verify OK" in said and ": revoked" in said, said
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -175,6 +175,13 @@ def _with_authority(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--import-key", metavar="KEY.pem", help="The key of --import-cert.")
 @click.option("--import-key-password-env", metavar="VAR", help="Password of --import-key.")
 @click.option(
+    "--ocsp-responder",
+    type=click.Choice(["ca", "delegated"]),
+    default="ca",
+    show_default=True,
+    help="Who signs OCSP responses: the CA key, or a responder certificate it issues.",
+)
+@click.option(
     "--noncritical-name-constraints",
     is_flag=True,
     help="Mark the domain name constraints non-critical, for mail clients that cannot "
@@ -197,6 +204,7 @@ def init(**kw: Any) -> None:
         domains=tuple(kw.pop("domains")),
         database_url=kw.pop("database") or "",
         base_url=kw.pop("base_url"),
+        ocsp_responder=kw.pop("ocsp_responder"),
         key_backend=backend,
         pkcs11_module=kw.pop("pkcs11_module") or "",
         pkcs11_token=kw.pop("pkcs11_token") or "",

@@ -55,6 +55,10 @@ ROOT, ISSUING = "root", "issuing"
 #: up to 12 months for CA CRLs); subscriber CRLs for settings.crl_validity_hours (≤ 10 days).
 ROOT_CRL_DAYS = 365
 USAGE_CHOICES = ("pair", "signing", "encryption", "dual")
+#: A delegated OCSP responder certificate lives 30 days and is replaced with 10 days left, so
+#: that responses it signed (valid 4 days) never outlive it.
+RESPONDER_DAYS = 30
+RESPONDER_RENEW_BEFORE = _dt.timedelta(days=10)
 #: CA key types (BR §6.1.5; RSA from 3072 bits, see mailseal.pki.ca)
 CA_KEY_CHOICES = ("p256", "p384", "rsa3072", "rsa4096", "ed25519")
 
@@ -222,6 +226,10 @@ def init_organisation(
     settings = settings.with_changes(domains=domains)
     if settings.initialized:
         raise UsageError(f"{settings.home} is initialised already ({settings.config_path})")
+    if settings.ocsp_responder not in ("ca", "delegated"):
+        raise UsageError("the OCSP responder is either 'ca' or 'delegated'")
+    if settings.ocsp_responder == "delegated" and settings.key_backend != "file":
+        raise UsageError("a delegated OCSP responder needs file keys, not an HSM (for now)")
     if key_type not in CA_KEY_CHOICES:
         raise UsageError(
             f"unknown CA key type {key_type!r}; choose one of {', '.join(CA_KEY_CHOICES)}"
@@ -732,11 +740,55 @@ class Authority:
     def _signer(self, name: str) -> pki_ocsp.OcspSigner:
         with self._lock:
             found = self._signers.get(name)
+            if found is not None and found.delegated:
+                left = found.responder_certificate.not_valid_after_utc - _dt.datetime.now(_dt.UTC)
+                if left < RESPONDER_RENEW_BEFORE:
+                    found = None
             if found is None:
                 ca = self._ca(name)
-                found = pki_ocsp.OcspSigner(ca.certificate, self.key(name))
+                if self.settings.ocsp_responder == "delegated" and ca.role != "root":
+                    cert, key = self._responder_identity(name)
+                    found = pki_ocsp.OcspSigner(ca.certificate, key, responder_cert=cert)
+                else:
+                    found = pki_ocsp.OcspSigner(ca.certificate, self.key(name))
                 self._signers[name] = found
+                self._responder = None
             return found
+
+    def _responder_identity(self, name: str) -> tuple[x509.Certificate, PrivateKey]:
+        """The delegated OCSP responder of CA ``name``: its certificate and key, made (or
+        renewed, when less than RESPONDER_RENEW_BEFORE is left) with the CA key."""
+        if self.settings.key_backend != "file":
+            raise UsageError("a delegated OCSP responder needs file keys (key_backend = file)")
+        cert_path = self.settings.home / "ca" / f"ocsp-{name}.crt"
+        key_path = self.settings.home / "keys" / f"ocsp-{name}.key.pem"
+        if cert_path.exists() and key_path.exists():
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            left = cert.not_valid_after_utc - _dt.datetime.now(_dt.UTC)
+            if left >= RESPONDER_RENEW_BEFORE:
+                return cert, load_key_file(key_path, self._keys.secrets.passphrase)
+        if not self._keys.secrets.passphrase:
+            raise UsageError("the CA passphrase is needed to create the OCSP responder key")
+        key = pki_issue.generate_key("p256")
+        cert = pki_ocsp.make_responder_certificate(
+            self._ca(name).certificate,
+            self.key(name),
+            key.public_key(),
+            validity_days=RESPONDER_DAYS,
+        )
+        for old in (key_path, cert_path):
+            old.unlink(missing_ok=True)
+        save_key_file(key_path, key, self._keys.secrets.passphrase)
+        cert_path.write_bytes(_pem(cert))
+        with self.db.session() as s:
+            repo.append_audit(
+                s,
+                actor="ocsp",
+                action="ocsp.responder-certificate",
+                subject=name,
+                details={"serial": repo.serial_hex(cert.serial_number)},
+            )
+        return cert, SoftwareKey(key)
 
     def _store_ocsp(
         self,
@@ -790,6 +842,9 @@ class Authority:
     def refresh(self, *, now: _dt.datetime | None = None) -> dict[str, int]:
         """Re-sign OCSP responses and CRLs that reached half their validity."""
         now = now or _now()
+        for name, ca in self.cas.items():
+            if ca.key_ref:
+                self._signer(name)  # renews a delegated responder certificate when due
         half_ocsp = _dt.timedelta(hours=self.settings.ocsp_validity_hours) / 2
         done = {"ocsp": 0, "crl": 0}
         by_id = {c.id: c for c in self.cas.values()}
