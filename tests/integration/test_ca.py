@@ -879,3 +879,19 @@ def test_delegated_ocsp_responder(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_refresh_resigns_what_reached_half_its_validity(tmp_path: Path) -> None:
+    import datetime as dt
+
+    authority = init_organisation(_settings(tmp_path, "refresh"), SECRETS, key_type="p256")
+    try:
+        authority.issue(email="fresh@example.org")
+        assert authority.refresh() == {"ocsp": 0, "crl": 0}  # all fresh
+        later = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=4)
+        done = authority.refresh(now=later)
+        assert done["ocsp"] == 2 and done["crl"] == 1  # two responses; the issuing CA's CRL
+        crl = x509.load_der_x509_crl((authority.crl("issuing") or (b"", 0))[0])
+        assert crl.last_update_utc == later
+    finally:
+        authority.close()

@@ -850,6 +850,8 @@ class Authority:
         by_id = {c.id: c for c in self.cas.values()}
         while True:
             with self.db.session() as s:
+                if not repo.try_leader(s, "mailseal.refresh.ocsp"):
+                    break  # another node is refreshing
                 due = repo.ocsp_responses_due(s, before=now + half_ocsp, limit=500)
                 due = [(i, serial) for i, serial in due if by_id.get(i) and by_id[i].key_ref]
                 if not due:
@@ -874,7 +876,9 @@ class Authority:
             if len(due) < 500:
                 break
         stale = []
-        with self.db.session(readonly=True) as s:
+        with self.db.session() as s:
+            if not repo.try_leader(s, "mailseal.refresh.crl"):
+                return done
             for name, ca in self.cas.items():
                 if not ca.key_ref:
                     continue

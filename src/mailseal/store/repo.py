@@ -15,11 +15,12 @@ string in any usual spelling.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -729,3 +730,19 @@ def list_audit_events(
 def count_rows(session: Session, model: type[Base]) -> int:
     """How many rows the table of ``model`` has (for status pages and tests)."""
     return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+# -- periodic work on one node at a time ---------------------------------------------------------
+
+
+def try_leader(session: Session, name: str) -> bool:
+    """Whether this session may do the periodic work ``name`` (re-signing OCSP responses,
+    publishing CRLs) now: on PostgreSQL a transaction-scoped advisory lock
+    (``pg_try_advisory_xact_lock``), held until the session ends, so that of several nodes one
+    does the work and the others skip it; on SQLite (one machine, writers serialised by the
+    write transaction) always True."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return True
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())

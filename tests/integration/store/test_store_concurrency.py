@@ -184,3 +184,18 @@ def test_crl_numbers_never_repeat_across_processes(db: Database) -> None:
 def test_duplicate_error_is_a_store_error() -> None:
     assert issubclass(DuplicateError, StoreError)
     assert issubclass(StoreError, MailsealError)
+
+
+def test_leader_lock_lets_one_node_work(db: Database) -> None:
+    """Periodic work runs on one node at a time: on PostgreSQL a second session does not get
+    the advisory lock while the first holds it; SQLite (one machine) always says yes."""
+    from mailseal.store import repo
+
+    with db.session() as first:
+        assert repo.try_leader(first, "mailseal.test")
+        with db.session(readonly=True) as second:
+            expected = db.dialect != "postgresql"
+            assert repo.try_leader(second, "mailseal.test") is expected
+            assert repo.try_leader(second, "mailseal.other")
+    with db.session(readonly=True) as third:
+        assert repo.try_leader(third, "mailseal.test")  # released with the first transaction
