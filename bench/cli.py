@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA_VERSION, crl, encryption, large, throughput, trust
+from bench import SCHEMA_VERSION, ca, crl, encryption, large, throughput, trust
 from bench.common import MIB, RESULTS, BenchError, Figure, machine_info
 from bench.fixtures import Keys, make_keys
 
@@ -137,6 +137,17 @@ BENCHES: tuple[Bench, ...] = (
             c.workdir,
             crl.QUICK_ENTRIES if c.args.quick else crl.ENTRIES,
         ),
+    ),
+    Bench(
+        "ca-issue",
+        "internal CA: issuance with server-side P-256 keys and the SQLite write vs openssl "
+        "x509 -req / openssl ca -infiles",
+        lambda c: ca.issuance(c.workdir, ca.QUICK_ISSUE_N if c.args.quick else ca.ISSUE_N),
+    ),
+    Bench(
+        "ca-ocsp",
+        "internal CA: pre-signed OCSP over HTTP (mailseal serve, wrk) vs openssl ocsp -index",
+        lambda c: ca.ocsp_http(c.workdir, 2 if c.args.quick else 10, 2 if c.args.quick else 5),
     ),
     Bench("big-text", "as large-text at 1 GiB (only with --big)", _large("text", True), False),
     Bench("big-mixed", "as large-mixed at 1 GiB (only with --big)", _large("mixed", True), False),

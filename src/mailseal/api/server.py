@@ -3,6 +3,7 @@ Authority`, with a background thread that keeps OCSP responses and CRLs fresh.""
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -86,6 +87,10 @@ def run_server(settings: Settings, secrets: Secrets, *, host: str, port: int) ->
             f"--reason keyCompromise --passphrase-file {home}/demo-passphrase"
         )
     click.echo("Ctrl-C stops the server.")
+    # everything loaded so far lives as long as the server: keep it out of the garbage
+    # collector's full passes, which otherwise pause requests for tens of milliseconds
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

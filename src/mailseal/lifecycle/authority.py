@@ -390,6 +390,7 @@ class Authority:
         self._loaded_keys: dict[str, PrivateKey] = {}
         self._signers: dict[str, pki_ocsp.OcspSigner] = {}
         self._responder: pki_ocsp.Responder | None = None
+        self._issuing: pki_issue.IssuingCA | None = None
         self.cas = self._load_cas()
 
     @classmethod
@@ -444,6 +445,12 @@ class Authority:
             ) from None
 
     def issuing_ca(self) -> pki_issue.IssuingCA:
+        with self._lock:
+            if self._issuing is None:
+                self._issuing = self._make_issuing_ca()
+            return self._issuing
+
+    def _make_issuing_ca(self) -> pki_issue.IssuingCA:
         ca = self._ca(ISSUING)
         urls = _urls(self.settings, ISSUING)
         chain = tuple(c.certificate for c in self.cas.values() if c.name != ISSUING)
@@ -555,13 +562,14 @@ class Authority:
                     der=_der(c),
                     mailbox=mailbox,
                 )
-                self._store_ocsp(s, ca_id, signer, c.serial_number, "good", now=now)
+                self._store_ocsp(s, ca_id, signer, c.serial_number, "good", now=now, new=True)
                 repo.append_audit(
                     s,
                     actor=actor,
                     action="certificate.issue",
                     subject=email,
                     details={"serial": issued.serial, "usage": issued.usage, "profile": prof.name},
+                    flush=False,
                 )
         return out
 
@@ -801,6 +809,7 @@ class Authority:
         now: _dt.datetime,
         revoked_at: _dt.datetime | None = None,
         reason: str | None = None,
+        new: bool = False,
     ) -> None:
         validity = _dt.timedelta(hours=self.settings.ocsp_validity_hours)
         (first,) = pki_ocsp.presign(
@@ -813,7 +822,8 @@ class Authority:
             validity=validity,
             hash_names=("sha1",),
         )
-        repo.put_ocsp_response(
+        store = repo.add_ocsp_response if new else repo.put_ocsp_response
+        store(
             session,
             ca_id,
             serial,
@@ -973,11 +983,11 @@ class _DbResponses:
         ca_id = self._by_sha1.get(issuer_key_hash)
         if ca_id is None:
             return None  # SHA-256 CertIDs are answered from the status (signed on demand)
-        with self.a.db.session(readonly=True) as s:
-            row = repo.get_ocsp_response(s, ca_id, serial)
-            if row is None or row.next_update <= _dt.datetime.now(_dt.UTC):
-                return None
-            return bytes(row.der)
+        with self.a.db.reader() as conn:
+            found = repo.ocsp_response_der(conn, ca_id, serial)
+        if found is None or found[1] <= _dt.datetime.now(_dt.UTC):
+            return None
+        return found[0]
 
     def status(self, ca_key_id: bytes, serial: int) -> pki_ocsp.CertStatus | None:
         ca_id = self._ca_id(ca_key_id)

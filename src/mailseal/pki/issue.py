@@ -25,7 +25,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
@@ -492,6 +492,8 @@ class IssuingCA:
     ocsp_url: str = ""
     ca_issuers_url: str
     permitted_domains: tuple[str, ...] = ()
+    #: set once a certificate signed with ``key`` verified under ``certificate``
+    _key_checked: list[bool] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_http_url("CRL distribution point URL", self.crl_url, required=True)
@@ -873,13 +875,15 @@ def build_certificate(
             findings,
         )
     cert = resign_certificate(preview, ca.key)
-    try:
-        cert.verify_directly_issued_by(ca.certificate)
-    except (InvalidSignature, ValueError, TypeError) as exc:
-        raise IssuanceError(
-            "the CA key's signature does not verify under the issuing CA certificate: the key "
-            "and the certificate of this CA do not belong together"
-        ) from exc
+    if not ca._key_checked:  # the first certificate of this IssuingCA proves the key pair
+        try:
+            cert.verify_directly_issued_by(ca.certificate)
+        except (InvalidSignature, ValueError, TypeError) as exc:
+            raise IssuanceError(
+                "the CA key's signature does not verify under the issuing CA certificate: the "
+                "key and the certificate of this CA do not belong together"
+            ) from exc
+        ca._key_checked.append(True)
     return cert
 
 

@@ -80,17 +80,18 @@ def _algorithm(key: PrivateKey, hash_name: HashName | None) -> Any:
 
 def _stand_in(key: PrivateKey) -> Any:
     """A throwaway in-memory key whose signatures carry the same AlgorithmIdentifier."""
-    spec = (key.key_type, key.key_size if key.key_type == "ec" else 0)
+    # An ECDSA AlgorithmIdentifier names the hash, not the curve: a P-256 stand-in (the
+    # cheapest to sign with) fixes the same to-be-signed bytes for a P-384 or P-521 key.
+    spec = (key.key_type, 256 if key.key_type == "ec" else 0)
     with _throwaway_lock:
         found = _throwaway.get(spec)
         if found is None:
             if key.key_type == "rsa":
                 found = rsa.generate_private_key(65537, 2048)
             elif key.key_type == "ec":
-                curve = _CURVES.get(key.key_size)
-                if curve is None:
+                if key.key_size not in _CURVES:
                     raise AlgorithmError(f"unsupported EC key size {key.key_size}")
-                found = ec.generate_private_key(curve)
+                found = ec.generate_private_key(_CURVES[256])
             elif key.key_type == "ed25519":
                 found = ed25519.Ed25519PrivateKey.generate()
             elif key.key_type == "ed448":

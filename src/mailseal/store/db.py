@@ -244,6 +244,16 @@ class Database:
             with suppress(SQLAlchemyError):
                 session.close()
 
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A read-only Core connection for hot-path lookups (no ORM session, no write lock);
+        database errors leave as :class:`~mailseal.errors.StoreError`."""
+        try:
+            with self._read_bind.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise self.translate(exc) from exc
+
     def ping(self) -> None:
         """Connect and run a trivial query; raise :class:`StoreUnavailable` if that fails."""
         try:

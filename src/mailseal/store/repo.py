@@ -20,9 +20,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -232,6 +233,11 @@ def get_or_create_person_mailbox(session: Session, address: str, name: str) -> M
     now = utcnow()
     person = Person(name=name, created_at=now)
     mailbox = Mailbox(person=person, address=normalised, created_at=now)
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite writers are serialised (BEGIN IMMEDIATE): nobody can have created it since
+        # the SELECT, and a savepoint would only cost time
+        session.add(mailbox)
+        return mailbox
     try:
         _insert(session, mailbox, normalised)
     except DuplicateError:
@@ -284,9 +290,11 @@ def add_certificate(
         not_after=_aware(not_after, "not_after"),
         key_ref=key_ref,
         der=der,
-        mailbox_id=mailbox if isinstance(mailbox, int) or mailbox is None else mailbox.id,
+        mailbox_id=mailbox if isinstance(mailbox, int) else None,
         created_at=utcnow(),
     )
+    if isinstance(mailbox, Mailbox):
+        cert.mailbox = mailbox  # also a mailbox added in this transaction and not flushed yet
     _insert(
         session,
         cert,
@@ -555,6 +563,42 @@ def put_ocsp_response(
     session.execute(stmt)
 
 
+def add_ocsp_response(
+    session: Session,
+    ca: CA | int,
+    serial: int | str,
+    *,
+    produced_at: datetime,
+    next_update: datetime,
+    der: bytes,
+) -> None:
+    """Store the first pre-signed OCSP response of a certificate issued in this transaction
+    (a plain insert, flushed with the certificate; :func:`put_ocsp_response` replaces one)."""
+    session.add(
+        OCSPResponse(
+            ca_id=_ca_id(ca),
+            serial=serial_hex(serial),
+            produced_at=_aware(produced_at, "produced_at"),
+            next_update=_aware(next_update, "next_update"),
+            der=der,
+        )
+    )
+
+
+_OCSP_DER = select(OCSPResponse.der, OCSPResponse.next_update).where(
+    OCSPResponse.ca_id == bindparam("ca_id"), OCSPResponse.serial == bindparam("serial")
+)
+
+
+def ocsp_response_der(
+    conn: Connection, ca_id: int, serial: int | str
+) -> tuple[bytes, datetime] | None:
+    """The stored response for (CA ``ca_id``, ``serial``) and its nextUpdate, through a Core
+    connection (:meth:`Database.reader`): the OCSP responder's hot path, without the ORM."""
+    row = conn.execute(_OCSP_DER, {"ca_id": ca_id, "serial": serial_hex(serial)}).first()
+    return None if row is None else (bytes(row[0]), row[1])
+
+
 def get_ocsp_response(session: Session, ca: CA | int, serial: int | str) -> OCSPResponse | None:
     """The stored OCSP response for (``ca``, ``serial``), or None."""
     return session.scalars(
@@ -695,9 +739,12 @@ def append_audit(
     subject: str,
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
+    flush: bool = True,
 ) -> AuditEvent:
     """Append an event to the audit log (in the session's transaction, so it is recorded
-    exactly when the change it describes is). Never put secrets in ``details``."""
+    exactly when the change it describes is). Never put secrets in ``details``.
+    ``flush=False`` leaves the insert to the next flush or the commit (the event has no id
+    until then)."""
     event = AuditEvent(
         at=utcnow() if at is None else _aware(at, "at"),
         actor=actor,
@@ -706,7 +753,8 @@ def append_audit(
         details=dict(details or {}),
     )
     session.add(event)
-    session.flush()
+    if flush:
+        session.flush()
     return event
 
 
