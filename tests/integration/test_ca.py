@@ -96,6 +96,7 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Org:
 # -- init and issue -------------------------------------------------------------------------------
 def test_init_lays_out_a_private_data_directory(org: Org) -> None:
     assert org.home.stat().st_mode & 0o777 == 0o700
+    assert (org.home / "mailseal.db").stat().st_mode & 0o777 == 0o600
     for key in (org.home / "keys").iterdir():
         assert key.stat().st_mode & 0o777 == 0o600
         assert b"ENCRYPTED PRIVATE KEY" in key.read_bytes()

@@ -237,6 +237,9 @@ def init_organisation(
     ensure_home(settings.home)
     db = Database(settings.database)
     db.upgrade()
+    local_db = settings.home / "mailseal.db"
+    if not settings.database_url and local_db.exists():
+        os.chmod(local_db, 0o600)  # SQLite creates its -wal and -shm files with the same mode
     keys = _Keys(settings, secrets)
     org = settings.organization
     now = _now()
