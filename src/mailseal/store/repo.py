@@ -295,12 +295,18 @@ def add_certificate(
     )
     if isinstance(mailbox, Mailbox):
         cert.mailbox = mailbox  # also a mailbox added in this transaction and not flushed yet
-    _insert(
-        session,
-        cert,
+    duplicate = (
         f"{_ca_label(ca)} has already issued serial {hex_serial}: serial numbers must be "
-        "unique per CA; issue again with a fresh random serial",
+        "unique per CA; issue again with a fresh random serial"
     )
+    if session.get_bind().dialect.name == "sqlite":
+        # writers are serialised (BEGIN IMMEDIATE): a lookup decides, cheaper than a savepoint;
+        # the UNIQUE constraint still stands behind it
+        if get_certificate(session, cert.ca_id, hex_serial) is not None:
+            raise DuplicateError(duplicate)
+        session.add(cert)  # flushed by the next query or the commit (cert.id is None until then)
+        return cert
+    _insert(session, cert, duplicate)
     return cert
 
 
@@ -407,6 +413,8 @@ def revoke(
     revoked it a moment ago).
     """
     _writable(session, "revoke()")
+    if certificate.id is None:
+        session.flush()  # added in this transaction and not flushed yet
     _check(reason, [r for r in REVOCATION_REASONS if r != "removeFromCRL"], "revocation reason")
     _aware(at, "at")
     if invalidity_date is not None:
