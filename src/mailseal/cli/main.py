@@ -40,7 +40,8 @@ EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailseal")
 def cli() -> None:
-    """mailseal: S/MIME for organisations: sign, verify, encrypt, decrypt, validate."""
+    """mailseal: S/MIME for organisations: sign, verify, encrypt, decrypt, validate, and run
+    the internal CA (init, issue, renew, revoke, crl, certs, serve)."""
 
 
 def _password_options(f: Any) -> Any:
