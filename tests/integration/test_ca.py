@@ -896,3 +896,25 @@ def test_refresh_resigns_what_reached_half_its_validity(tmp_path: Path) -> None:
         assert crl.last_update_utc == later
     finally:
         authority.close()
+
+
+def test_refresher_thread_runs_beside_requests(tmp_path: Path) -> None:
+    """`mailseal serve`'s background refresher and request handling share one Authority."""
+    from mailseal.api.server import Refresher
+
+    authority = init_organisation(_settings(tmp_path, "thread"), SECRETS, key_type="p256")
+    try:
+        authority.issue(email="t@example.org", usage="signing")
+        refresher = Refresher(authority, interval=0.02)
+        refresher.start()
+        try:
+            deadline = time.monotonic() + 10
+            while refresher.runs < 3 and time.monotonic() < deadline:
+                assert authority.health()["status"] == "ok"
+                time.sleep(0.01)
+        finally:
+            refresher.stop()
+            refresher.join(timeout=5)
+        assert refresher.runs >= 3
+    finally:
+        authority.close()
