@@ -22,6 +22,7 @@ Third-party exceptions are translated where they are caught (``raise ... from``)
     │   └── ProfileError            a certificate profile is unknown, retired or does not fit
     ├── IssuanceError               the CA refused to issue: out of its scope, or not conforming
     ├── HsmError                    an HSM cannot be used: module, token, PIN or key
+    ├── EscrowError                 a share, partial decryption or escrow record does not fit
     └── StoreError                  the database cannot be used or refused an operation
         ├── StoreUnavailable        cannot connect, or the database stayed locked (retry later)
         └── DuplicateError          a row that must be unique exists already (serial, revocation)
@@ -37,6 +38,7 @@ __all__ = [
     "CsrError",
     "DecryptionError",
     "DuplicateError",
+    "EscrowError",
     "HsmError",
     "IdentityError",
     "InputError",
@@ -135,6 +137,10 @@ class IssuanceError(MailsealError):
     def __init__(self, message: str, findings: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.findings = findings
+
+
+class EscrowError(MailsealError):
+    """A share, partial decryption or archived record does not fit, or a quorum is missing."""
 
 
 class HsmError(MailsealError):
