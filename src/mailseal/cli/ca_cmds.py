@@ -527,6 +527,90 @@ def _init_demo(home: Path, base_url: str) -> None:
     click.echo(f"  (PKCS#12 password and CA passphrase: the first line of {secret})")
 
 
+# -- escrow ---------------------------------------------------------------------------------------
+@click.group()
+def escrow() -> None:
+    """Key escrow: archive encryption keys, recover them with a quorum of officers."""
+
+
+def _officer_passphrase(name: str) -> bytes:
+    var = "MAILSEAL_SHARE_PASSPHRASE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+    value = os.environ.get(var)
+    if value is None:
+        value = _prompt(f"passphrase for officer {name}'s share ({var})", confirm=True)
+    return value.encode()
+
+
+@escrow.command("init")
+@click.option("--threshold", type=click.IntRange(2, 64), required=True, metavar="M")
+@click.option(
+    "--officer",
+    "officers",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="A recovery officer (repeatable); the share passphrase comes from "
+    "MAILSEAL_SHARE_PASSPHRASE_<NAME> or a prompt.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="DIR",
+    help="Where the share files are written (one per officer, 0600).",
+)
+@home_option
+def escrow_init(threshold: int, officers: tuple[str, ...], out_dir: str, home: str | None) -> None:
+    """Create the escrow key for N officers, any M of whom can recover."""
+    from mailseal.lifecycle.authority import Authority
+
+    if threshold > len(officers):
+        raise UsageError(f"--threshold {threshold} needs at least {threshold} officers")
+    target = Path(out_dir)
+    authority = Authority.open(Settings.load(resolve_home(home)))
+    try:
+        phrases = [(name, _officer_passphrase(name)) for name in officers]
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files = authority.init_escrow(threshold, phrases)
+    finally:
+        authority.close()
+    for name, data in files:
+        path = target / f"share-{''.join(c if c.isalnum() else '_' for c in name)}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        click.echo(f"share for {name}: {path}")
+    click.echo(
+        f"escrow ready: {threshold} of {len(officers)} officers recover; hand each share file "
+        "to its officer and delete it here"
+    )
+
+
+@escrow.command("history")
+@click.option("--email", required=True, metavar="ADDR")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def escrow_history(email: str, as_json: bool, home: str | None) -> None:
+    """List a person's archived encryption keys."""
+    from mailseal.lifecycle.authority import Authority
+
+    authority = Authority.open(Settings.load(resolve_home(home)))
+    try:
+        rows = authority.escrow_history(email)
+    finally:
+        authority.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no archived key for {email}")
+    for r in rows:
+        click.echo(
+            f"{r['serial']}  {r['status']:8} until {r['not_after'][:10]}  "
+            f"archived {r['archived_at'][:19]}"
+        )
+
+
 def register(group: click.Group) -> None:
-    for command in (init, issue, renew, revoke, crl, certs, serve):
+    for command in (init, issue, renew, revoke, crl, certs, serve, escrow):
         group.add_command(command)

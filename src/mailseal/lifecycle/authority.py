@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mailseal.config import Settings, ensure_home
 from mailseal.errors import IdentityError, MailsealError, UsageError
+from mailseal.escrow.threshold import EscrowSet, seal_record
 from mailseal.keys.base import PrivateKey
 from mailseal.keys.files import load_key_file, save_key_file
 from mailseal.keys.software import SoftwareKey
@@ -549,9 +550,10 @@ class Authority:
         with self.db.session() as s:
             mailbox = repo.get_or_create_person_mailbox(s, email, name or email)
             ca_id = self._ca(ISSUING).id
+            escrow_row = repo.active_escrow_set(s)
             for issued in out:
                 c = issued.certificate
-                repo.add_certificate(
+                row = repo.add_certificate(
                     s,
                     ca=ca_id,
                     serial=c.serial_number,
@@ -565,6 +567,26 @@ class Authority:
                     der=_der(c),
                     mailbox=mailbox,
                 )
+                if escrow_row is not None and issued.usage == "encryption" and issued.key:
+                    # archived in the same transaction: a key that cannot be archived is not
+                    # issued; signing (and dual-use) keys are never archived
+                    sealed = seal_record(
+                        escrow_from_row(escrow_row),
+                        record_id(ca_id, c.serial_number),
+                        issued.key.private_bytes(
+                            serialization.Encoding.DER,
+                            serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption(),
+                        ),
+                    )
+                    repo.add_escrow_record(
+                        s,
+                        escrow_set=escrow_row,
+                        certificate=row,
+                        ephemeral=sealed.ephemeral,
+                        nonce=sealed.nonce,
+                        ciphertext=sealed.ciphertext,
+                    )
                 self._store_ocsp(s, ca_id, signer, c.serial_number, "good", now=now, new=True)
                 repo.append_audit(
                     s,
@@ -902,6 +924,63 @@ class Authority:
             done["crl"] = len(self.publish_crls(names=stale, now=now))
         return done
 
+    # -- escrow ---------------------------------------------------------------------------------
+    def init_escrow(
+        self,
+        threshold: int,
+        officers: Sequence[tuple[str, bytes]],
+        *,
+        cost: Any = None,
+        actor: str = "cli",
+    ) -> list[tuple[str, bytes]]:
+        """A new escrow key for ``officers`` (name, passphrase), any ``threshold`` of whom can
+        recover. Returns each officer's share file (to hand over once; never stored here). From
+        now on every encryption key issued here is archived to it."""
+        from mailseal.escrow.protect import KDF_MODERATE, seal_share
+        from mailseal.escrow.threshold import create_escrow
+
+        names = [n for n, _ in officers]
+        if len(set(names)) != len(names):
+            raise UsageError("officer names must be distinct")
+        escrow, shares = create_escrow(threshold, len(officers))
+        files = [
+            (name, seal_share(escrow, share, phrase, cost=cost or KDF_MODERATE))
+            for (name, phrase), share in zip(officers, shares, strict=True)
+        ]
+        shares.clear()
+        with self.db.session() as s:
+            repo.add_escrow_set(
+                s,
+                set_id=escrow.set_id,
+                threshold=threshold,
+                officers=names,
+                public_key=escrow.public_key,
+                verification=escrow.verification,
+            )
+            repo.append_audit(
+                s,
+                actor=actor,
+                action="escrow.init",
+                subject=escrow.set_id.hex(),
+                details={"threshold": threshold, "officers": names},
+            )
+        return files
+
+    def escrow_history(self, email: str) -> list[dict[str, Any]]:
+        """Every archived key of ``email``: certificate serial, dates, status, escrow set."""
+        with self.db.session(readonly=True) as s:
+            return [
+                {
+                    "serial": r.certificate.serial,
+                    "not_before": r.certificate.not_before.isoformat(),
+                    "not_after": r.certificate.not_after.isoformat(),
+                    "status": r.certificate.status,
+                    "escrow_set": r.escrow_set.set_id,
+                    "archived_at": r.created_at.isoformat(),
+                }
+                for r in repo.escrow_history(s, email)
+            ]
+
     # -- queries --------------------------------------------------------------------------------
     def certificates(
         self,
@@ -1012,6 +1091,21 @@ def _spki_bits(cert: x509.Certificate) -> bytes:
 
     loaded = a_x509.Certificate.load(_der(cert))
     return bytes(loaded.public_key["public_key"].contents[1:])
+
+
+def escrow_from_row(row: Any) -> EscrowSet:
+    """The escrow set stored in the database row ``row``."""
+    return EscrowSet(
+        bytes.fromhex(row.set_id),
+        int(row.threshold),
+        bytes(row.public_key),
+        tuple(bytes.fromhex(v) for v in row.verification),
+    )
+
+
+def record_id(ca_id: int, serial: int) -> bytes:
+    """What an archived key's record is bound to: its CA and certificate serial."""
+    return f"ca={ca_id};serial={repo.serial_hex(serial)}".encode()
 
 
 def _key_type_name(pub: Any) -> str:

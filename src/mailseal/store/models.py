@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -45,6 +46,8 @@ __all__ = [
     "CertStatus",
     "CertUsage",
     "Certificate",
+    "EscrowRecord",
+    "EscrowSet",
     "Job",
     "JobState",
     "Mailbox",
@@ -294,3 +297,36 @@ class AuditEvent(Base):
 
     def __repr__(self) -> str:
         return f"<AuditEvent {self.id} {self.actor} {self.action}>"
+
+
+class EscrowSet(Base):
+    """An escrow key: its public key, threshold, officers (by name, index = position + 1) and
+    their verification points. Nothing here opens a record (see mailseal.escrow.threshold)."""
+
+    __tablename__ = "escrow_sets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    set_id: Mapped[str] = mapped_column(String(32), unique=True)
+    threshold: Mapped[int] = mapped_column(Integer)
+    officers: Mapped[list[str]] = mapped_column(JSONValue)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    verification: Mapped[list[str]] = mapped_column(JSONValue)
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EscrowRecord(Base):
+    """An archived encryption private key, sealed to an escrow set (one per certificate)."""
+
+    __tablename__ = "escrow_records"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    escrow_set_id: Mapped[int] = mapped_column(ForeignKey("escrow_sets.id"))
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), unique=True)
+    ephemeral: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    escrow_set: Mapped[EscrowSet] = relationship()
+    certificate: Mapped[Certificate] = relationship()

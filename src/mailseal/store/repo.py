@@ -41,6 +41,8 @@ from mailseal.store.models import (
     AuditEvent,
     Base,
     Certificate,
+    EscrowRecord,
+    EscrowSet,
     Job,
     Mailbox,
     OCSPResponse,
@@ -802,3 +804,75 @@ def try_leader(session: Session, name: str) -> bool:
         return True
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
+
+
+# -- key escrow -----------------------------------------------------------------------------------
+
+
+def add_escrow_set(
+    session: Session,
+    *,
+    set_id: bytes,
+    threshold: int,
+    officers: Sequence[str],
+    public_key: bytes,
+    verification: Sequence[bytes],
+) -> EscrowSet:
+    """Record a new escrow set and make it the active one (the previous one stays, inactive,
+    for the records sealed to it)."""
+    _writable(session, "add_escrow_set()")
+    session.execute(update(EscrowSet).where(EscrowSet.active.is_(True)).values(active=False))
+    row = EscrowSet(
+        set_id=set_id.hex(),
+        threshold=threshold,
+        officers=list(officers),
+        public_key=public_key,
+        verification=[v.hex() for v in verification],
+        active=True,
+        created_at=utcnow(),
+    )
+    _insert(session, row, f"escrow set {set_id.hex()} exists already")
+    return row
+
+
+def active_escrow_set(session: Session) -> EscrowSet | None:
+    """The escrow set new encryption keys are archived to, or None before ``escrow init``."""
+    return session.scalars(
+        select(EscrowSet).where(EscrowSet.active.is_(True)).order_by(EscrowSet.id.desc())
+    ).first()
+
+
+def add_escrow_record(
+    session: Session,
+    *,
+    escrow_set: EscrowSet,
+    certificate: Certificate,
+    ephemeral: bytes,
+    nonce: bytes,
+    ciphertext: bytes,
+) -> EscrowRecord:
+    """Archive a sealed key for ``certificate`` (in the caller's transaction: with it)."""
+    _writable(session, "add_escrow_record()")
+    row = EscrowRecord(
+        escrow_set=escrow_set,
+        certificate=certificate,
+        ephemeral=ephemeral,
+        nonce=nonce,
+        ciphertext=ciphertext,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+def escrow_history(session: Session, address: str) -> list[EscrowRecord]:
+    """Every archived key of ``address``, oldest first."""
+    stmt = (
+        select(EscrowRecord)
+        .join(Certificate, EscrowRecord.certificate_id == Certificate.id)
+        .join(Mailbox, Certificate.mailbox_id == Mailbox.id)
+        .where(Mailbox.address == _normalise_address(address))
+        .order_by(Certificate.not_before, EscrowRecord.id)
+        .options(selectinload(EscrowRecord.certificate))
+    )
+    return list(session.scalars(stmt))

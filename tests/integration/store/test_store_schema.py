@@ -21,6 +21,8 @@ TABLES = {
     "cas",
     "certificates",
     "crls",
+    "escrow_records",
+    "escrow_sets",
     "jobs",
     "mailboxes",
     "ocsp_responses",
@@ -33,8 +35,21 @@ def test_upgrade_from_empty(empty_db: Database) -> None:
     assert empty_db.current_revision() is None
     assert inspect(empty_db.engine).get_table_names() == []
     empty_db.upgrade()
-    assert empty_db.current_revision() == empty_db.head_revision() == "0001"
+    assert empty_db.current_revision() == empty_db.head_revision() == "0002"
     assert set(inspect(empty_db.engine).get_table_names()) == TABLES
+
+
+def test_upgrade_from_the_first_schema_keeps_the_data(empty_db: Database) -> None:
+    """A database made by release 0001 is upgraded in place."""
+    empty_db.upgrade("0001")
+    with empty_db.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO people (name, created_at) VALUES ('kept', :t)"), {"t": utcnow()}
+        )
+    empty_db.upgrade()
+    assert empty_db.current_revision() == "0002"
+    with empty_db.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM people")).scalar_one() == "kept"
 
 
 def test_upgrade_is_idempotent(db: Database) -> None:
