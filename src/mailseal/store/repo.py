@@ -835,11 +835,21 @@ def add_escrow_set(
     return row
 
 
+_ACTIVE_ESCROW_ID = (
+    select(EscrowSet.id).where(EscrowSet.active.is_(True)).order_by(EscrowSet.id.desc()).limit(1)
+)
+
+
+def active_escrow_set_id(session: Session) -> int | None:
+    """The id of the active escrow set (a one-column lookup for the issuance path)."""
+    found = session.execute(_ACTIVE_ESCROW_ID).scalar()
+    return None if found is None else int(found)
+
+
 def active_escrow_set(session: Session) -> EscrowSet | None:
     """The escrow set new encryption keys are archived to, or None before ``escrow init``."""
-    return session.scalars(
-        select(EscrowSet).where(EscrowSet.active.is_(True)).order_by(EscrowSet.id.desc())
-    ).first()
+    found = active_escrow_set_id(session)
+    return None if found is None else session.get(EscrowSet, found)
 
 
 def add_escrow_record(
