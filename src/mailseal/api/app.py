@@ -198,13 +198,14 @@ def create_app(publisher: Publisher, *, metrics: Metrics | None = None) -> FastA
 
     @app.get("/ocsp/{encoded:path}", name="ocsp-get")
     async def ocsp_get(encoded: str) -> Response:
+        from mailseal.errors import OcspRequestError
         from mailseal.pki.ocsp import decode_get_path
 
         if len(encoded) > 2 * MAX_OCSP_REQUEST:
             return PlainTextResponse("OCSP request too large\n", status_code=414)
         try:
             request = decode_get_path(encoded)
-        except Exception:
+        except OcspRequestError:
             request = b""  # answered as malformedRequest by the responder
         der, max_age = publisher.ocsp(request)
         return Response(der, media_type=OCSP_TYPE, headers=_cache_headers(max_age))

@@ -9,6 +9,7 @@ once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from cryptography import x509
 
 from mailseal.cli.io import read_file
 from mailseal.config import Settings, resolve_home
@@ -256,14 +258,9 @@ def _write_issued(
     for item in issued:
         cert = item.certificate
         email = cert.subject.rfc4514_string()
-        san = cert.extensions.get_extension_for_class
-        try:
-            from cryptography import x509
-
-            names = san(x509.SubjectAlternativeName).value.get_values_for_type(x509.RFC822Name)
-            email = names[0] if names else email
-        except Exception:
-            names = []
+        with contextlib.suppress(x509.ExtensionNotFound):
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            email = next(iter(san.get_values_for_type(x509.RFC822Name)), email)
         stem = f"{email.partition('@')[0] or 'cert'}-{item.usage}"
         pem = cert.public_bytes(serialization.Encoding.PEM)
         chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)

@@ -24,7 +24,6 @@ What happens when:
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -36,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mailseal.config import Settings, ensure_home
-from mailseal.errors import IdentityError, MailsealError, UsageError
+from mailseal.errors import IdentityError, UsageError
 from mailseal.escrow.threshold import EscrowSet, seal_record
 from mailseal.keys.base import PrivateKey
 from mailseal.keys.files import load_key_file, save_key_file
@@ -74,11 +73,6 @@ def _der(cert: x509.Certificate) -> bytes:
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_hash(cert: x509.Certificate) -> bytes:
-    """SHA-1 of the subjectPublicKey bits (RFC 6960 CertID issuerKeyHash, ResponderID byKey)."""
-    return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
 
 
 @dataclass(frozen=True)
@@ -317,16 +311,21 @@ def _import_ca(
     key_data: bytes | None,
     password: bytes | None,
 ) -> None:
-    from mailseal.keys.identity import load_certificates
+    from mailseal.keys.identity import _check_pair, load_certificates
     from mailseal.keys.software import load_private_key
 
     if key_data is None:
         raise UsageError("importing a CA needs its key (--import-key)")
     certs = load_certificates(cert_data, what="CA certificate file")
     cert = certs[0]
-    key = load_private_key(key_data, password).key
-    if _der_public(key.public_key()) != _der_public(cert.public_key()):
-        raise IdentityError("the imported key does not belong to the imported CA certificate")
+    soft = load_private_key(key_data, password)
+    try:
+        _check_pair(cert, soft)
+    except IdentityError:
+        raise IdentityError(
+            "the imported key does not belong to the imported CA certificate"
+        ) from None
+    key = soft.key
     try:
         bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -362,14 +361,6 @@ def _import_ca(
         repo.append_audit(
             s, actor="init", action="ca.import", subject=cert.subject.rfc4514_string(), details={}
         )
-
-
-def _der_public(pub: Any) -> bytes:
-    return bytes(
-        pub.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
 
 
 # -- the authority --------------------------------------------------------------------------------
@@ -1052,14 +1043,15 @@ class _DbResponses:
 
     def __init__(self, authority: Authority) -> None:
         self.a = authority
-        self._by_sha1 = {
-            _key_hash(c.certificate): c.id for c in authority.cas.values() if c.key_ref
-        }
-        self._by_sha256 = {
-            hashlib.sha256(_spki_bits(c.certificate)).digest(): c.id
-            for c in authority.cas.values()
-            if c.key_ref
-        }
+        self._by_sha1: dict[bytes, int] = {}
+        self._by_sha256: dict[bytes, int] = {}
+        for name, ca in authority.cas.items():
+            if ca.key_ref:
+                signer = authority._signer(name)
+                for table, h in ((self._by_sha1, "sha1"), (self._by_sha256, "sha256")):
+                    hashes = signer.issuer_hashes(h)
+                    if hashes is not None:
+                        table[hashes[1]] = ca.id
 
     def _ca_id(self, key_hash: bytes) -> int | None:
         return self._by_sha1.get(key_hash) or self._by_sha256.get(key_hash)
@@ -1087,13 +1079,6 @@ class _DbResponses:
                     "revoked", cert.revocation.revoked_at, cert.revocation.reason
                 )
             return pki_ocsp.CertStatus("good")
-
-
-def _spki_bits(cert: x509.Certificate) -> bytes:
-    from asn1crypto import x509 as a_x509
-
-    loaded = a_x509.Certificate.load(_der(cert))
-    return bytes(loaded.public_key["public_key"].contents[1:])
 
 
 def escrow_from_row(row: Any) -> EscrowSet:
@@ -1125,7 +1110,3 @@ def _key_type_name(pub: Any) -> str:
 
 def _generator_name(key_type: str) -> str:
     return key_type if key_type in pki_issue.KEY_TYPES else "p256"
-
-
-def describe_error(exc: MailsealError) -> str:
-    return str(exc)
