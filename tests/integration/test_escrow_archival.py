@@ -17,7 +17,8 @@ from mailseal.config import Settings
 from mailseal.errors import EscrowError
 from mailseal.escrow.protect import KdfCost, open_share
 from mailseal.escrow.threshold import SealedRecord, open_record, partial_decrypt
-from mailseal.lifecycle.authority import Secrets, escrow_from_row, init_organisation, record_id
+from mailseal.lifecycle.authority import Secrets, init_organisation, record_id
+from mailseal.lifecycle.escrow import escrow_from_row
 from mailseal.store import EscrowRecord, repo
 
 FAST = KdfCost(1, 8 << 20)
@@ -47,7 +48,7 @@ def test_encryption_keys_are_archived_and_recoverable(tmp_path: Path) -> None:
             escrow = escrow_from_row(repo.active_escrow_set(s))
             records = repo.escrow_history(s, "eve@example.org")
             sealed = [
-                (r.certificate.serial, SealedRecord(r.ephemeral, r.nonce, r.ciphertext))
+                (r.certificate.serial, SealedRecord(r.ephemeral, r.masked, r.nonce, r.ciphertext))
                 for r in records
             ]
             ca_id = records[0].certificate.ca_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import getpass
 import json
 import os
 import sys
@@ -37,6 +38,17 @@ PROFILE_CHOICES = (
     "individual-strict",
     "individual-multipurpose",
 )
+
+
+def actor() -> str:
+    """Who is acting, for the audit log: ``$MAILSEAL_ACTOR`` or the login name."""
+    name = os.environ.get("MAILSEAL_ACTOR", "").strip()
+    if name:
+        return name[:200]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _secret_from(env: str | None, file: str | None, what: str) -> str | None:
@@ -363,7 +375,9 @@ def issue(authority: Any, **kw: Any) -> None:
         csr=csr,
         key_type=kw["key_type"],
         validity_days=kw["validity_days"],
+        actor=actor(),
     )
+    authority.seal_audit()
     _write_issued(issued, authority.chain(), Path(kw["out_dir"]), password, quiet=kw["as_json"])
     if kw["as_json"]:
         click.echo(_issued_json(issued))
@@ -377,7 +391,8 @@ def issue(authority: Any, **kw: Any) -> None:
 def renew(authority: Any, **kw: Any) -> None:
     """New keys and certificates for a mailbox, like its current ones."""
     password = _p12_password(kw)
-    issued = authority.renew(email=kw["email"], revoke_old=kw["revoke_old"])
+    issued = authority.renew(email=kw["email"], revoke_old=kw["revoke_old"], actor=actor())
+    authority.seal_audit()
     _write_issued(issued, authority.chain(), Path(kw["out_dir"]), password, quiet=kw["as_json"])
     if kw["as_json"]:
         click.echo(_issued_json(issued))
@@ -396,7 +411,9 @@ def renew(authority: Any, **kw: Any) -> None:
 @_with_authority
 def revoke(authority: Any, serial: str | None, email: str | None, reason: str) -> None:
     """Revoke certificates; CRLs and OCSP answers change before this returns."""
-    for s in authority.revoke(serial=serial, email=email, reason=reason):
+    revoked = authority.revoke(serial=serial, email=email, reason=reason, actor=actor())
+    authority.seal_audit()
+    for s in revoked:
         click.echo(f"revoked {s}")
 
 
@@ -524,90 +541,8 @@ def _init_demo(home: Path, base_url: str) -> None:
     click.echo(f"  (PKCS#12 password and CA passphrase: the first line of {secret})")
 
 
-# -- escrow ---------------------------------------------------------------------------------------
-@click.group()
-def escrow() -> None:
-    """Key escrow: archive encryption keys, recover them with a quorum of officers."""
-
-
-def _officer_passphrase(name: str) -> bytes:
-    var = "MAILSEAL_SHARE_PASSPHRASE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
-    value = os.environ.get(var)
-    if value is None:
-        value = _prompt(f"passphrase for officer {name}'s share ({var})", confirm=True)
-    return value.encode()
-
-
-@escrow.command("init")
-@click.option("--threshold", type=click.IntRange(2, 64), required=True, metavar="M")
-@click.option(
-    "--officer",
-    "officers",
-    multiple=True,
-    required=True,
-    metavar="NAME",
-    help="A recovery officer (repeatable); the share passphrase comes from "
-    "MAILSEAL_SHARE_PASSPHRASE_<NAME> or a prompt.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    metavar="DIR",
-    help="Where the share files are written (one per officer, 0600).",
-)
-@home_option
-def escrow_init(threshold: int, officers: tuple[str, ...], out_dir: str, home: str | None) -> None:
-    """Create the escrow key for N officers, any M of whom can recover."""
-    from mailseal.lifecycle.authority import Authority
-
-    if threshold > len(officers):
-        raise UsageError(f"--threshold {threshold} needs at least {threshold} officers")
-    target = Path(out_dir)
-    authority = Authority.open(Settings.load(resolve_home(home)))
-    try:
-        phrases = [(name, _officer_passphrase(name)) for name in officers]
-        target.mkdir(mode=0o700, parents=True, exist_ok=True)
-        files = authority.init_escrow(threshold, phrases)
-    finally:
-        authority.close()
-    for name, data in files:
-        path = target / f"share-{''.join(c if c.isalnum() else '_' for c in name)}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        click.echo(f"share for {name}: {path}")
-    click.echo(
-        f"escrow ready: {threshold} of {len(officers)} officers recover; hand each share file "
-        "to its officer and delete it here"
-    )
-
-
-@escrow.command("history")
-@click.option("--email", required=True, metavar="ADDR")
-@click.option("--json", "as_json", is_flag=True)
-@home_option
-def escrow_history(email: str, as_json: bool, home: str | None) -> None:
-    """List a person's archived encryption keys."""
-    from mailseal.lifecycle.authority import Authority
-
-    authority = Authority.open(Settings.load(resolve_home(home)))
-    try:
-        rows = authority.escrow_history(email)
-    finally:
-        authority.close()
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo(f"no archived key for {email}")
-    for r in rows:
-        click.echo(
-            f"{r['serial']}  {r['status']:8} until {r['not_after'][:10]}  "
-            f"archived {r['archived_at'][:19]}"
-        )
-
-
 def register(group: click.Group) -> None:
-    for command in (init, issue, renew, revoke, crl, certs, serve, escrow):
+    from mailseal.cli.escrow_cmds import audit, escrow
+
+    for command in (init, issue, renew, revoke, crl, certs, serve, escrow, audit):
         group.add_command(command)

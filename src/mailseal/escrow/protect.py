@@ -126,6 +126,13 @@ def open_share(data: bytes, passphrase: bytes, escrow: EscrowSet | None = None) 
         raise EscrowError("this is not a share file (too large)")
     try:
         doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise EscrowError("this is not a mailseal share file")
+        if doc.get("protection", "passphrase") != "passphrase":
+            raise EscrowError(
+                "this share file is encrypted to an officer's certificate: open it with the"
+                " officer's private key, not a passphrase"
+            )
         header = {k: doc[k] for k in _share_header_keys()}
         if header["format"] != SHARE_FORMAT or header["version"] != 1:
             raise EscrowError("this is not a mailseal share file")
@@ -140,8 +147,8 @@ def open_share(data: bytes, passphrase: bytes, escrow: EscrowSet | None = None) 
         index = int(header["index"])
     except EscrowError:
         raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise EscrowError(f"this is not a readable share file ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise EscrowError(f"this is not a readable share file ({type(exc).__name__})") from None
     if escrow is not None and set_id != escrow.set_id:
         raise EscrowError("this share file belongs to another escrow set")
     key = _derive(passphrase, salt, cost)

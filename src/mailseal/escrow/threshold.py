@@ -8,14 +8,20 @@ The construction (the security argument is in docs/escrow.md):
   into N shares ``s_i = f(i)`` of a random polynomial of degree M−1 with ``f(0) = x``; each
   officer's public verification point ``S_i = s_i·G`` is kept with ``X``. Then ``x`` and the
   polynomial are dropped: only the shares (handed to the officers) can act for it.
-- **Archiving** (:func:`seal_record`) needs only ``X``: a fresh ``r``, ``R = r·G`` and
-  ``K = r·X``; AES-256-GCM under HKDF-SHA256(K) encrypts the record, with the escrow set id,
-  the record id and ``R`` bound in.
+- **Archiving** (:func:`seal_record`) needs only ``X``: a random point ``M = m·G`` is the
+  record's key material; it is ElGamal-encrypted as ``(R, E) = (r·G, M + r·X)`` for a fresh
+  ``r``, and AES-256-GCM under HKDF-SHA256(M) encrypts the record, with the record id and ``R``
+  bound in.
 - **Recovering one record**: officer ``i`` computes the partial ``D_i = s_i·R`` with a
   Chaum-Pedersen proof that ``log_G S_i = log_R D_i`` (:func:`partial_decrypt`), so a wrong or
   malicious partial is caught before it is used. ``D_i`` is only useful for this ``R``: it says
   nothing about other records. Any M partials combine by Lagrange interpolation in the exponent,
-  ``K = Σ λ_i·D_i = x·R`` (:func:`combine`), which opens the record (:func:`open_record`).
+  ``Σ λ_i·D_i = x·R`` (:func:`combine`), and ``M = E − x·R`` opens the record
+  (:func:`open_record`).
+- **Re-sharing** (:func:`reshare`): a quorum's shares give a fresh escrow key ``x' = x + δ``
+  for a new set of officers; every record is moved to it with ``E' = E + δ·R``
+  (:func:`reshare_record`) without being decrypted. The old shares do not open a moved record:
+  ``E' − x·R = M + δ·R``, and ``δ`` is dropped after the move.
 
 Points from outside are checked with libsodium's ``crypto_core_ed25519_is_valid_point``
 (canonical, on the curve, in the prime-order subgroup, not of small order).
@@ -46,13 +52,15 @@ __all__ = [
     "create_escrow",
     "open_record",
     "partial_decrypt",
+    "reshare",
+    "reshare_record",
     "seal_record",
     "verify_partial",
 ]
 
 #: The order of the Ed25519 prime-order subgroup.
 L = 2**252 + 27742317777372353535851937790883648493
-_VERSION = b"mailseal-escrow-v1"
+_VERSION = b"mailseal-escrow-v2"
 MAX_OFFICERS = 64
 
 
@@ -93,6 +101,10 @@ def _mul(n: int, point: bytes) -> bytes:
 
 def _add(p: bytes, q: bytes) -> bytes:
     return bytes(_sodium().crypto_core_ed25519_add(p, q))
+
+
+def _sub(p: bytes, q: bytes) -> bytes:
+    return bytes(_sodium().crypto_core_ed25519_sub(p, q))
 
 
 def _point(data: bytes, what: str) -> bytes:
@@ -145,8 +157,13 @@ def create_escrow(threshold: int, officers: int) -> tuple[EscrowSet, list[Share]
         raise EscrowError(
             f"need 2 ≤ threshold ≤ officers ≤ {MAX_OFFICERS} (got {threshold} of {officers})"
         )
+    return _split(_random_scalar(), threshold, officers)
+
+
+def _split(secret: int, threshold: int, officers: int) -> tuple[EscrowSet, list[Share]]:
     set_id = os.urandom(16)
-    coefficients = [_random_scalar() for _ in range(threshold)]  # f(0) = x is coefficients[0]
+    # f(0) = secret is coefficients[0]
+    coefficients = [secret] + [_random_scalar() for _ in range(threshold - 1)]
 
     def f(i: int) -> int:
         acc = 0
@@ -165,32 +182,36 @@ def create_escrow(threshold: int, officers: int) -> tuple[EscrowSet, list[Share]
 # -- archiving ------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class SealedRecord:
-    """An archived secret: ``R = r·G`` and the AES-256-GCM nonce and ciphertext."""
+    """An archived secret: ``R = r·G``, ``E = M + r·X`` and the AES-256-GCM nonce and
+    ciphertext under a key derived from ``M``."""
 
     ephemeral: bytes
+    masked: bytes
     nonce: bytes
     ciphertext: bytes
 
 
-def _record_key(shared: bytes, set_id: bytes, record_id: bytes, ephemeral: bytes) -> bytes:
+def _record_key(point: bytes, record_id: bytes, ephemeral: bytes) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(),
         length=32,
-        salt=set_id,
+        salt=_VERSION,
         info=_VERSION + b"|record|" + record_id + b"|" + ephemeral,
-    ).derive(shared)
+    ).derive(point)
 
 
 def seal_record(escrow: EscrowSet, record_id: bytes, secret: bytes) -> SealedRecord:
     """Encrypt ``secret`` (e.g. a private key's DER) to the escrow set; ``record_id`` names
     the record (it is authenticated, so a record cannot be swapped for another)."""
     r = _random_scalar()
+    point = _base(_random_scalar())
     ephemeral = _base(r)
-    shared = _mul(r, _point(escrow.public_key, "the escrow public key"))
-    key = _record_key(shared, escrow.set_id, record_id, ephemeral)
+    masked = _add(point, _mul(r, _point(escrow.public_key, "the escrow public key")))
+    key = _record_key(point, record_id, ephemeral)
     nonce = os.urandom(12)
-    aad = _VERSION + escrow.set_id + record_id
-    return SealedRecord(ephemeral, nonce, AESGCM(key).encrypt(nonce, secret, aad))
+    return SealedRecord(
+        ephemeral, masked, nonce, AESGCM(key).encrypt(nonce, secret, _VERSION + record_id)
+    )
 
 
 # -- recovering -----------------------------------------------------------------------------------
@@ -214,13 +235,7 @@ def _challenge(escrow_id: bytes, index: int, s_i: bytes, eph: bytes, d: bytes,
 
 def partial_decrypt(escrow: EscrowSet, share: Share, record: SealedRecord) -> Partial:
     """Officer ``share.index``'s contribution to opening ``record`` (and to nothing else)."""
-    if share.set_id != escrow.set_id:
-        raise EscrowError("this share belongs to another escrow set")
-    if not 1 <= share.index <= escrow.officers:
-        raise EscrowError(f"share index {share.index} is not an officer of this escrow set")
-    s = _int(share.value) % L
-    if _base(s) != escrow.verification[share.index - 1]:
-        raise EscrowError(f"share {share.index} does not match its verification point")
+    s = _check_share(escrow, share)
     eph = _point(record.ephemeral, "the record's ephemeral key")
     d = _mul(s, eph)
     k = _random_scalar()
@@ -285,10 +300,78 @@ def open_record(
 ) -> bytes:
     """The archived secret, from ``threshold`` partial decryptions of ``record``."""
     shared = combine(escrow, record, partials)
-    key = _record_key(shared, escrow.set_id, record_id, record.ephemeral)
+    masked = _point(record.masked, "the record's masked key")
+    point = _sub(masked, shared)
+    key = _record_key(point, record_id, record.ephemeral)
     try:
-        return AESGCM(key).decrypt(
-            record.nonce, record.ciphertext, _VERSION + escrow.set_id + record_id
-        )
+        return AESGCM(key).decrypt(record.nonce, record.ciphertext, _VERSION + record_id)
     except InvalidTag:
         raise EscrowError("the record does not open (altered, or not this record's id)") from None
+
+
+# -- re-sharing -----------------------------------------------------------------------------------
+class Rekey:
+    """The difference ``δ = x' − x`` between an old and a new escrow key (a secret: with it and
+    the old shares, the new key follows). Used to move records, then dropped."""
+
+    __slots__ = ("_delta", "new_set_id", "old_set_id")
+
+    def __init__(self, old_set_id: bytes, new_set_id: bytes, delta: int) -> None:
+        self.old_set_id = old_set_id
+        self.new_set_id = new_set_id
+        self._delta = delta
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"Rekey({self.old_set_id.hex()[:12]}… → {self.new_set_id.hex()[:12]}…)"
+
+
+def _check_share(escrow: EscrowSet, share: Share) -> int:
+    if share.set_id != escrow.set_id:
+        raise EscrowError(f"share {share.index} belongs to another escrow set")
+    if not 1 <= share.index <= escrow.officers:
+        raise EscrowError(f"share index {share.index} is not an officer of this escrow set")
+    s = _int(share.value) % L
+    if _base(s) != escrow.verification[share.index - 1]:
+        raise EscrowError(f"share {share.index} does not match its verification point")
+    return s
+
+
+def reshare(
+    escrow: EscrowSet, shares: Sequence[Share], threshold: int, officers: int
+) -> tuple[EscrowSet, list[Share], Rekey]:
+    """A new escrow set (``threshold`` of ``officers``) from ``escrow.threshold`` verified shares
+    of distinct officers of ``escrow``. The new key is unrelated to the old shares; records move
+    to it with :func:`reshare_record` and the returned :class:`Rekey`. The old key is rebuilt
+    inside this call only (the old shares are all present anyway) and dropped with the
+    polynomial."""
+    if not 2 <= threshold <= officers <= MAX_OFFICERS:
+        raise EscrowError(
+            f"need 2 ≤ threshold ≤ officers ≤ {MAX_OFFICERS} (got {threshold} of {officers})"
+        )
+    seen: dict[int, int] = {}
+    for share in shares:
+        if share.index in seen:
+            raise EscrowError(f"officer {share.index}'s share was given twice")
+        seen[share.index] = _check_share(escrow, share)
+    if len(seen) < escrow.threshold:
+        raise EscrowError(
+            f"re-sharing needs {escrow.threshold} shares of the current set; {len(seen)} given"
+        )
+    chosen = sorted(seen)[: escrow.threshold]
+    old = sum(_lagrange_at_zero(i, chosen) * seen[i] for i in chosen) % L
+    if _base(old) != escrow.public_key:
+        raise EscrowError("the shares do not rebuild this escrow set's key")
+    delta = _random_scalar()
+    new_escrow, new_shares = _split((old + delta) % L, threshold, officers)
+    seen.clear()
+    old = 0
+    return new_escrow, new_shares, Rekey(escrow.set_id, new_escrow.set_id, delta)
+
+
+def reshare_record(record: SealedRecord, rekey: Rekey) -> SealedRecord:
+    """``record`` moved to the new key of ``rekey``: ``E' = E + δ·R`` (never decrypted)."""
+    eph = _point(record.ephemeral, "the record's ephemeral key")
+    masked = _point(record.masked, "the record's masked key")
+    return SealedRecord(
+        record.ephemeral, _add(masked, _mul(rekey._delta, eph)), record.nonce, record.ciphertext
+    )

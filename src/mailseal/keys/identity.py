@@ -8,10 +8,12 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mailseal.errors import IdentityError, PasswordError
 from mailseal.keys.base import PrivateKey
+from mailseal.keys.pkcs12 import read_pkcs12
 from mailseal.keys.software import SoftwareKey, load_private_key
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "load_certificates",
     "load_identity",
     "load_pkcs12",
+    "load_pkcs12_identities",
 ]
 
 
@@ -109,3 +112,32 @@ def load_pkcs12(data: bytes, *, password: bytes | None = None) -> Identity:
     _check_pair(cert, key)
     chain = tuple(c.certificate for c in p12.additional_certs)
     return Identity(cert, key, chain)
+
+
+def load_pkcs12_identities(data: bytes, *, password: bytes | None = None) -> list[Identity]:
+    """One identity per private key of a PKCS#12 file, such as a key-escrow recovery file
+    holding every historical encryption key of a person.
+
+    Each key comes with the certificate it was paired with (localKeyId, else public key); the
+    file's other certificates are every identity's chain. Raises
+    :class:`~mailseal.errors.PasswordError` for a wrong or missing password and
+    :class:`~mailseal.errors.IdentityError` for anything else that makes the file unusable,
+    including a file with no private key.
+    """
+    contents = read_pkcs12(data, password)
+    if not contents.entries:
+        raise IdentityError("the PKCS#12 file holds no private key with its certificate")
+    chain = tuple(contents.extra_certificates)
+    identities: list[Identity] = []
+    for entry in contents.entries:
+        key = entry.key
+        if not isinstance(
+            key,
+            rsa.RSAPrivateKey
+            | ec.EllipticCurvePrivateKey
+            | ed25519.Ed25519PrivateKey
+            | ed448.Ed448PrivateKey,
+        ):
+            raise IdentityError(f"unsupported private key type {type(key).__name__}")
+        identities.append(Identity(entry.certificate, SoftwareKey(key), chain))
+    return identities

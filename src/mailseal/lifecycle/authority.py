@@ -24,6 +24,7 @@ What happens when:
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -36,10 +37,12 @@ from cryptography.hazmat.primitives import serialization
 
 from mailseal.config import Settings, ensure_home
 from mailseal.errors import IdentityError, UsageError
-from mailseal.escrow.threshold import EscrowSet, seal_record
+from mailseal.escrow.threshold import EscrowSet
 from mailseal.keys.base import PrivateKey
 from mailseal.keys.files import load_key_file, save_key_file
 from mailseal.keys.software import SoftwareKey
+from mailseal.lifecycle.audit import audit_key
+from mailseal.lifecycle.escrow import seal_for
 from mailseal.pki import ca as pki_ca
 from mailseal.pki import crl as pki_crl
 from mailseal.pki import issue as pki_issue
@@ -230,7 +233,7 @@ def init_organisation(
             f"unknown CA key type {key_type!r}; choose one of {', '.join(CA_KEY_CHOICES)}"
         )
     ensure_home(settings.home)
-    db = Database(settings.database)
+    db = Database(settings.database, audit_key=audit_key(settings))
     db.upgrade()
     local_db = settings.home / "mailseal.db"
     if not settings.database_url and local_db.exists():
@@ -390,7 +393,7 @@ class Authority:
 
     @classmethod
     def open(cls, settings: Settings, secrets: Secrets | None = None) -> Authority:
-        db = Database(settings.database)
+        db = Database(settings.database, audit_key=audit_key(settings))
         db.upgrade()
         return cls(settings, db, _Keys(settings, secrets or Secrets()))
 
@@ -497,6 +500,7 @@ class Authority:
         key_type: str = "p256",
         validity_days: int | None = None,
         actor: str = "cli",
+        renewal: bool = False,
     ) -> list[IssuedCertificate]:
         """Issue certificates for ``email``: by default a pair (signing + encryption)."""
         if usage not in USAGE_CHOICES:
@@ -547,6 +551,7 @@ class Authority:
             escrow_row = None if escrow_id is None else repo.active_escrow_set(s)
             for issued in out:
                 c = issued.certificate
+                archived = False
                 row = repo.add_certificate(
                     s,
                     ca=ca_id,
@@ -564,8 +569,8 @@ class Authority:
                 if escrow_row is not None and issued.usage == "encryption" and issued.key:
                     # archived in the same transaction: a key that cannot be archived is not
                     # issued; signing (and dual-use) keys are never archived
-                    sealed = seal_record(
-                        escrow_from_row(escrow_row),
+                    columns = seal_for(
+                        escrow_row,
                         record_id(ca_id, c.serial_number),
                         issued.key.private_bytes(
                             serialization.Encoding.DER,
@@ -577,17 +582,23 @@ class Authority:
                         s,
                         escrow_set=escrow_row,
                         certificate=row,
-                        ephemeral=sealed.ephemeral,
-                        nonce=sealed.nonce,
-                        ciphertext=sealed.ciphertext,
+                        fingerprint=hashlib.sha256(row.der).hexdigest(),
+                        mailbox=mailbox,
+                        **columns,
                     )
+                    archived = True
                 self._store_ocsp(s, ca_id, signer, c.serial_number, "good", now=now, new=True)
                 repo.append_audit(
                     s,
                     actor=actor,
-                    action="certificate.issue",
+                    action="certificate.renew" if renewal else "certificate.issue",
                     subject=email,
-                    details={"serial": issued.serial, "usage": issued.usage, "profile": prof.name},
+                    details={
+                        "serial": issued.serial,
+                        "usage": issued.usage,
+                        "profile": prof.name,
+                        "archived": archived,
+                    },
                     flush=False,
                 )
         return out
@@ -598,7 +609,12 @@ class Authority:
         return {}
 
     def renew(
-        self, *, email: str, revoke_old: str | None = None, key_type: str | None = None
+        self,
+        *,
+        email: str,
+        revoke_old: str | None = None,
+        key_type: str | None = None,
+        actor: str = "cli",
     ) -> list[IssuedCertificate]:
         """New keys and certificates for ``email`` with the profile and usages of the current
         valid ones; with ``revoke_old`` (a reason, normally ``superseded``) the old ones are
@@ -612,10 +628,12 @@ class Authority:
         profile = old[0][2]
         usage = "pair" if usages >= {"signing", "encryption"} else old[0][1]
         kt = key_type or _generator_name(old[0][3])
-        issued = self.issue(email=email, profile=profile, usage=usage, key_type=kt, actor="renew")
+        issued = self.issue(
+            email=email, profile=profile, usage=usage, key_type=kt, actor=actor, renewal=True
+        )
         if revoke_old:
             for serial, *_ in old:
-                self.revoke(serial=serial, reason=revoke_old)
+                self.revoke(serial=serial, reason=revoke_old, actor=actor)
         return issued
 
     # -- revocation -----------------------------------------------------------------------------
@@ -906,9 +924,8 @@ class Authority:
                 break
         stale = []
         with self.db.session() as s:
-            if not repo.try_leader(s, "mailseal.refresh.crl"):
-                return done
-            for name, ca in self.cas.items():
+            leader = repo.try_leader(s, "mailseal.refresh.crl")
+            for name, ca in self.cas.items() if leader else ():
                 if not ca.key_ref:
                     continue
                 row = repo.latest_crl(s, ca.id)
@@ -916,34 +933,47 @@ class Authority:
                     stale.append(name)
         if stale:
             done["crl"] = len(self.publish_crls(names=stale, now=now))
+        if leader:
+            done["audit"] = self.seal_audit()
         return done
+
+    def seal_audit(self) -> int:
+        """A signed checkpoint of the audit log when there are new entries (1 if made)."""
+        from mailseal.lifecycle.audit import checkpoint
+
+        if not self.has_key(ISSUING):
+            return 0
+        return 0 if checkpoint(self) is None else 1
 
     # -- escrow ---------------------------------------------------------------------------------
     def init_escrow(
         self,
         threshold: int,
-        officers: Sequence[tuple[str, bytes]],
+        officers: Sequence[tuple[str, bytes | x509.Certificate]],
         *,
         cost: Any = None,
         actor: str = "cli",
     ) -> list[tuple[str, bytes]]:
-        """A new escrow key for ``officers`` (name, passphrase), any ``threshold`` of whom can
-        recover. Returns each officer's share file (to hand over once; never stored here). From
-        now on every encryption key issued here is archived to it."""
-        from mailseal.escrow.protect import KDF_MODERATE, seal_share
+        """A new escrow key for ``officers`` (name, and a passphrase or the officer's
+        certificate), any ``threshold`` of whom can recover. Returns each officer's share file
+        (to hand over once; never stored here). From now on every encryption key issued here
+        is archived to it."""
         from mailseal.escrow.threshold import create_escrow
 
         names = [n for n, _ in officers]
         if len(set(names)) != len(names):
             raise UsageError("officer names must be distinct")
+        if threshold > len(names):
+            raise UsageError(f"a threshold of {threshold} needs at least {threshold} officers")
         escrow, shares = create_escrow(threshold, len(officers))
-        files = [
-            (name, seal_share(escrow, share, phrase, cost=cost or KDF_MODERATE))
-            for (name, phrase), share in zip(officers, shares, strict=True)
-        ]
+        files, protection = [], []
+        for (name, secret), share in zip(officers, shares, strict=True):
+            data, how = seal_share_for(escrow, share, secret, cost=cost)
+            files.append((name, data))
+            protection.append(how)
         shares.clear()
         with self.db.session() as s:
-            repo.add_escrow_set(
+            row = repo.add_escrow_set(
                 s,
                 set_id=escrow.set_id,
                 threshold=threshold,
@@ -951,29 +981,55 @@ class Authority:
                 public_key=escrow.public_key,
                 verification=escrow.verification,
             )
+            row.protection = protection
             repo.append_audit(
                 s,
                 actor=actor,
                 action="escrow.init",
                 subject=escrow.set_id.hex(),
-                details={"threshold": threshold, "officers": names},
+                details={"threshold": threshold, "officers": names, "protection": protection},
             )
         return files
 
+    def active_escrow_set(self) -> Any:
+        """The active escrow set's row (detached), or a UsageError before ``escrow init``."""
+        with self.db.session(readonly=True) as s:
+            row = repo.active_escrow_set(s)
+            if row is None:
+                raise UsageError("no escrow set yet: run 'mailseal escrow init' first")
+            s.expunge(row)
+            return row
+
+    def hsm_token(self) -> Any:
+        """The CA's PKCS#11 token (HSM-mode escrow keeps its key there)."""
+        return self._keys.token()
+
     def escrow_history(self, email: str) -> list[dict[str, Any]]:
         """Every archived key of ``email``: certificate serial, dates, status, escrow set."""
+        from mailseal.lifecycle.escrow import _record_certificate
+
+        now = _dt.datetime.now(_dt.UTC)
         with self.db.session(readonly=True) as s:
-            return [
-                {
-                    "serial": r.certificate.serial,
-                    "not_before": r.certificate.not_before.isoformat(),
-                    "not_after": r.certificate.not_after.isoformat(),
-                    "status": r.certificate.status,
-                    "escrow_set": r.escrow_set.set_id,
-                    "archived_at": r.created_at.isoformat(),
-                }
-                for r in repo.escrow_history(s, email)
-            ]
+            out = []
+            for r in repo.escrow_history(s, email):
+                cert = _record_certificate(r)
+                if r.certificate is not None:
+                    state = r.certificate.status
+                else:
+                    state = "expired" if cert.not_valid_after_utc < now else "imported"
+                out.append(
+                    {
+                        "serial": format(cert.serial_number, "x"),
+                        "subject": cert.subject.rfc4514_string(),
+                        "not_before": cert.not_valid_before_utc.isoformat(),
+                        "not_after": cert.not_valid_after_utc.isoformat(),
+                        "status": state,
+                        "source": r.source,
+                        "escrow_set": r.escrow_set.set_id,
+                        "archived_at": r.created_at.isoformat(),
+                    }
+                )
+            return out
 
     # -- queries --------------------------------------------------------------------------------
     def certificates(
@@ -1081,14 +1137,18 @@ class _DbResponses:
             return pki_ocsp.CertStatus("good")
 
 
-def escrow_from_row(row: Any) -> EscrowSet:
-    """The escrow set stored in the database row ``row``."""
-    return EscrowSet(
-        bytes.fromhex(row.set_id),
-        int(row.threshold),
-        bytes(row.public_key),
-        tuple(bytes.fromhex(v) for v in row.verification),
-    )
+def seal_share_for(
+    escrow: EscrowSet, share: Any, secret: bytes | x509.Certificate, *, cost: Any = None
+) -> tuple[bytes, str]:
+    """An officer's share file: under their passphrase, or encrypted to their certificate.
+    Returns the file and how it is protected (for the record)."""
+    from mailseal.escrow.officer import seal_share_to_certificate
+    from mailseal.escrow.protect import KDF_MODERATE, seal_share
+
+    if isinstance(secret, x509.Certificate):
+        fingerprint = hashlib.sha256(_der(secret)).hexdigest()
+        return seal_share_to_certificate(escrow, share, secret), f"certificate {fingerprint}"
+    return seal_share(escrow, share, secret, cost=cost or KDF_MODERATE), "passphrase"
 
 
 def record_id(ca_id: int, serial: int) -> bytes:

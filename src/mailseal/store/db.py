@@ -102,8 +102,12 @@ class Database:
         connect_timeout: float = 10.0,
         pool_size: int = 5,
         echo: bool = False,
+        audit_key: bytes = b"",
     ) -> None:
         self._busy_timeout = busy_timeout
+        #: the key of the audit log's chain (see mailseal.store.audit); set by the opener from
+        #: the data directory, never stored in the database
+        self.audit_key: bytes = audit_key
         self._url = self._normalise_url(url)
         backend = self._url.get_backend_name()
         self.dialect: Dialect = "sqlite" if backend == "sqlite" else "postgresql"
@@ -226,6 +230,7 @@ class Database:
             bind=self._read_bind if readonly else self._write_bind, expire_on_commit=False
         )
         session.info[_SESSION_READONLY] = readonly
+        session.info["mailseal.audit.key"] = self.audit_key
         try:
             yield session
             if readonly:
@@ -274,6 +279,7 @@ class Database:
                     )
                 cfg = self._alembic_config()
                 cfg.attributes["connection"] = conn
+                cfg.attributes["audit_key"] = self.audit_key
                 log.info("migrating %s to schema revision %s", self.url, revision)
                 command.upgrade(cfg, revision)
         except CommandError as exc:

@@ -38,7 +38,9 @@ __all__ = [
     "CERT_USAGES",
     "CRL",
     "JOB_STATES",
+    "REQUEST_STATES",
     "REVOCATION_REASONS",
+    "AuditCheckpoint",
     "AuditEvent",
     "Base",
     "CARole",
@@ -53,6 +55,8 @@ __all__ = [
     "Mailbox",
     "OCSPResponse",
     "Person",
+    "RecoveryApproval",
+    "RecoveryRequest",
     "Revocation",
 ]
 
@@ -67,6 +71,10 @@ CA_STATUSES: Final = ("active", "retired", "revoked")
 CERT_USAGES: Final = ("signing", "encryption", "dual")
 CERT_STATUSES: Final = ("valid", "revoked")
 JOB_STATES: Final = ("queued", "running", "done", "failed")
+#: a recovery request: open (collecting approvals), ready (the quorum is in), delivered,
+#: expired or cancelled (the last three are final)
+REQUEST_STATES: Final = ("open", "ready", "delivered", "expired", "cancelled")
+ESCROW_MODES: Final = ("threshold", "hsm")
 #: RFC 5280 §5.3.1 CRLReason names, spelt as in the RFC (and as cryptography's
 #: ``x509.ReasonFlags`` values).
 REVOCATION_REASONS: Final = (
@@ -294,6 +302,12 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    #: ok, refused or failed
+    outcome: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")
+    #: the chain (see mailseal.store.audit): this entry's MAC over its content and the
+    #: previous entry's
+    prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    entry_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     def __repr__(self) -> str:
         return f"<AuditEvent {self.id} {self.actor} {self.action}>"
@@ -301,9 +315,15 @@ class AuditEvent(Base):
 
 class EscrowSet(Base):
     """An escrow key: its public key, threshold, officers (by name, index = position + 1) and
-    their verification points. Nothing here opens a record (see mailseal.escrow.threshold)."""
+    their verification points. Nothing here opens a record (see mailseal.escrow.threshold).
+
+    ``mode`` is ``threshold`` (the key exists only as officers' shares) or ``hsm`` (the key is
+    in an HSM at ``key_ref``; officers approve with the signing keys in ``approval_keys``).
+    A set replaced by re-sharing is retired (``retired_at``, ``replaced_by``: the new set id);
+    its records have moved to the new set."""
 
     __tablename__ = "escrow_sets"
+    __table_args__ = (CheckConstraint(_one_of("mode", ESCROW_MODES), name="mode"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     set_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -313,20 +333,100 @@ class EscrowSet(Base):
     verification: Mapped[list[str]] = mapped_column(JSONValue)
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    mode: Mapped[str] = mapped_column(String(16), default="threshold", server_default="threshold")
+    key_ref: Mapped[str | None] = mapped_column(Text)
+    approval_keys: Mapped[list[str] | None] = mapped_column(JSONValue)
+    #: per officer, how the share was protected ("passphrase", or "certificate <sha256>")
+    protection: Mapped[list[str] | None] = mapped_column(JSONValue)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaced_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class EscrowRecord(Base):
-    """An archived encryption private key, sealed to an escrow set (one per certificate)."""
+    """An archived encryption private key, sealed to an escrow set (one per certificate).
+
+    A key issued here points at its ``certificate``; an imported one (``source`` imported)
+    may come from another CA and then carries its own ``certificate_der`` and ``mailbox``.
+    ``fingerprint`` (SHA-256 of the certificate) makes archiving one certificate twice
+    impossible. Threshold records hold ``ephemeral`` (R) and ``masked`` (E); HSM records hold
+    ``wrapped_key`` (and ``ephemeral`` when the HSM key is an EC key)."""
 
     __tablename__ = "escrow_records"
+    __table_args__ = (CheckConstraint("source IN ('issued', 'imported')", name="source"),)
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     escrow_set_id: Mapped[int] = mapped_column(ForeignKey("escrow_sets.id"))
-    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), unique=True)
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"), unique=True)
     ephemeral: Mapped[bytes] = mapped_column(LargeBinary)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    masked: Mapped[bytes | None] = mapped_column(LargeBinary)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(16), default="issued", server_default="issued")
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id"), index=True)
+    certificate_der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     escrow_set: Mapped[EscrowSet] = relationship()
-    certificate: Mapped[Certificate] = relationship()
+    certificate: Mapped[Certificate | None] = relationship()
+    mailbox: Mapped[Mailbox | None] = relationship()
+
+
+class RecoveryRequest(Base):
+    """A request to recover archived keys: who asked, why, for which records, until when;
+    ``delivery`` holds the public half of the requester's delivery key and its KDF salt and
+    cost (never the password or the private half)."""
+
+    __tablename__ = "recovery_requests"
+    __table_args__ = (CheckConstraint(_one_of("state", REQUEST_STATES), name="state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32), unique=True)
+    escrow_set_id: Mapped[int] = mapped_column(ForeignKey("escrow_sets.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    requester: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    #: the ids of the escrow records asked for
+    records: Mapped[list[int]] = mapped_column(JSONValue)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    delivery: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    escrow_set: Mapped[EscrowSet] = relationship()
+    approvals: Mapped[list[RecoveryApproval]] = relationship(
+        back_populates="request", order_by="RecoveryApproval.officer_index"
+    )
+
+
+class RecoveryApproval(Base):
+    """One officer's approval of a request: in threshold mode their partial decryptions sealed
+    to the requester's delivery key; in HSM mode their signature over the request."""
+
+    __tablename__ = "recovery_approvals"
+    __table_args__ = (UniqueConstraint("request_id", "officer_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("recovery_requests.id"))
+    officer_index: Mapped[int] = mapped_column(Integer)
+    officer: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    request: Mapped[RecoveryRequest] = relationship(back_populates="approvals")
+
+
+class AuditCheckpoint(Base):
+    """A signature by a CA key over the audit chain's head at ``event_id``."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigID)
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    signer: Mapped[str] = mapped_column(String(200))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)

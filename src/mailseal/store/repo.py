@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mailseal.errors import DuplicateError, StoreError, UsageError
+from mailseal.store import audit as _audit
 from mailseal.store.db import is_readonly, is_unique_violation
 from mailseal.store.models import (
     CA,
@@ -47,6 +48,8 @@ from mailseal.store.models import (
     Mailbox,
     OCSPResponse,
     Person,
+    RecoveryApproval,
+    RecoveryRequest,
     Revocation,
 )
 from mailseal.store.types import utcnow
@@ -749,20 +752,23 @@ def append_audit(
     subject: str,
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
+    outcome: str = "ok",
     flush: bool = True,
 ) -> AuditEvent:
-    """Append an event to the audit log (in the session's transaction, so it is recorded
-    exactly when the change it describes is). Never put secrets in ``details``.
-    ``flush=False`` leaves the insert to the next flush or the commit (the event has no id
-    until then)."""
-    event = AuditEvent(
-        at=utcnow() if at is None else _aware(at, "at"),
+    """Chain an event onto the audit log (in the session's transaction, so it is recorded
+    exactly when the change it describes is; see :mod:`mailseal.store.audit`). Never put
+    secrets in ``details``. ``flush=False`` leaves the insert to the next flush or the
+    commit."""
+    _writable(session, "append_audit()")
+    event = _audit.append(
+        session,
         actor=actor,
         action=action,
         subject=subject,
-        details=dict(details or {}),
+        details=details,
+        outcome=outcome,
+        at=None if at is None else _aware(at, "at"),
     )
-    session.add(event)
     if flush:
         session.flush()
     return event
@@ -856,33 +862,128 @@ def add_escrow_record(
     session: Session,
     *,
     escrow_set: EscrowSet,
-    certificate: Certificate,
+    certificate: Certificate | None,
     ephemeral: bytes,
     nonce: bytes,
     ciphertext: bytes,
+    masked: bytes | None = None,
+    wrapped_key: bytes | None = None,
+    fingerprint: str | None = None,
+    source: str = "issued",
+    mailbox: Mailbox | None = None,
+    certificate_der: bytes | None = None,
 ) -> EscrowRecord:
-    """Archive a sealed key for ``certificate`` (in the caller's transaction: with it)."""
+    """Archive a sealed key for ``certificate`` (in the caller's transaction: with it); an
+    imported key from another CA has no ``certificate`` row and carries ``certificate_der``
+    and ``mailbox`` instead."""
     _writable(session, "add_escrow_record()")
     row = EscrowRecord(
         escrow_set=escrow_set,
         certificate=certificate,
         ephemeral=ephemeral,
+        masked=masked,
+        wrapped_key=wrapped_key,
         nonce=nonce,
         ciphertext=ciphertext,
+        fingerprint=fingerprint,
+        source=source,
+        mailbox=mailbox if mailbox is not None else certificate.mailbox if certificate else None,
+        certificate_der=certificate_der,
         created_at=utcnow(),
     )
     session.add(row)
     return row
 
 
+def escrow_record_by_fingerprint(session: Session, fingerprint: str) -> EscrowRecord | None:
+    return session.scalars(
+        select(EscrowRecord).where(EscrowRecord.fingerprint == fingerprint)
+    ).first()
+
+
 def escrow_history(session: Session, address: str) -> list[EscrowRecord]:
-    """Every archived key of ``address``, oldest first."""
+    """Every archived key of ``address`` (issued here or imported), oldest first."""
     stmt = (
         select(EscrowRecord)
-        .join(Certificate, EscrowRecord.certificate_id == Certificate.id)
-        .join(Mailbox, Certificate.mailbox_id == Mailbox.id)
+        .join(Mailbox, EscrowRecord.mailbox_id == Mailbox.id)
         .where(Mailbox.address == _normalise_address(address))
-        .order_by(Certificate.not_before, EscrowRecord.id)
-        .options(selectinload(EscrowRecord.certificate))
+        .order_by(EscrowRecord.id)
+        .options(selectinload(EscrowRecord.certificate), selectinload(EscrowRecord.escrow_set))
     )
     return list(session.scalars(stmt))
+
+
+def escrow_records(session: Session, ids: Sequence[int]) -> list[EscrowRecord]:
+    """The escrow records with ``ids``, in that order."""
+    rows = {
+        r.id: r
+        for r in session.scalars(
+            select(EscrowRecord)
+            .where(EscrowRecord.id.in_(list(ids)))
+            .options(selectinload(EscrowRecord.certificate))
+        )
+    }
+    return [rows[i] for i in ids if i in rows]
+
+
+def escrow_set_by_set_id(session: Session, set_id: str) -> EscrowSet | None:
+    return session.scalars(select(EscrowSet).where(EscrowSet.set_id == set_id)).first()
+
+
+def records_of_set(session: Session, escrow_set_id: int) -> list[EscrowRecord]:
+    return list(
+        session.scalars(
+            select(EscrowRecord)
+            .where(EscrowRecord.escrow_set_id == escrow_set_id)
+            .order_by(EscrowRecord.id)
+        )
+    )
+
+
+# -- recovery requests ----------------------------------------------------------------------------
+
+
+def add_recovery_request(session: Session, **values: Any) -> RecoveryRequest:
+    _writable(session, "add_recovery_request()")
+    row = RecoveryRequest(**values)
+    _insert(session, row, f"recovery request {values.get('request_id')} exists already")
+    return row
+
+
+def get_recovery_request(
+    session: Session, request_id: str, *, for_update: bool = False
+) -> RecoveryRequest | None:
+    stmt = (
+        select(RecoveryRequest)
+        .where(RecoveryRequest.request_id == request_id)
+        .options(selectinload(RecoveryRequest.approvals), selectinload(RecoveryRequest.escrow_set))
+    )
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=RecoveryRequest)
+    return session.scalars(stmt).first()
+
+
+def recovery_requests(session: Session, *, limit: int = 200) -> list[RecoveryRequest]:
+    stmt = (
+        select(RecoveryRequest)
+        .order_by(RecoveryRequest.id.desc())
+        .limit(limit)
+        .options(selectinload(RecoveryRequest.approvals), selectinload(RecoveryRequest.escrow_set))
+    )
+    return list(session.scalars(stmt))
+
+
+def add_recovery_approval(
+    session: Session, *, request: RecoveryRequest, officer_index: int, officer: str, payload: bytes
+) -> RecoveryApproval:
+    """Record an approval; a second one by the same officer is a :class:`DuplicateError`."""
+    _writable(session, "add_recovery_approval()")
+    row = RecoveryApproval(
+        request_id=request.id,
+        officer_index=officer_index,
+        officer=officer,
+        payload=payload,
+        approved_at=utcnow(),
+    )
+    _insert(session, row, f"officer {officer} has approved this request already")
+    return row

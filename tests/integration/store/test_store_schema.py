@@ -23,6 +23,9 @@ TABLES = {
     "crls",
     "escrow_records",
     "escrow_sets",
+    "audit_checkpoints",
+    "recovery_requests",
+    "recovery_approvals",
     "jobs",
     "mailboxes",
     "ocsp_responses",
@@ -35,7 +38,7 @@ def test_upgrade_from_empty(empty_db: Database) -> None:
     assert empty_db.current_revision() is None
     assert inspect(empty_db.engine).get_table_names() == []
     empty_db.upgrade()
-    assert empty_db.current_revision() == empty_db.head_revision() == "0002"
+    assert empty_db.current_revision() == empty_db.head_revision() == "0003"
     assert set(inspect(empty_db.engine).get_table_names()) == TABLES
 
 
@@ -47,7 +50,7 @@ def test_upgrade_from_the_first_schema_keeps_the_data(empty_db: Database) -> Non
             text("INSERT INTO people (name, created_at) VALUES ('kept', :t)"), {"t": utcnow()}
         )
     empty_db.upgrade()
-    assert empty_db.current_revision() == "0002"
+    assert empty_db.current_revision() == empty_db.head_revision()
     with empty_db.engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM people")).scalar_one() == "kept"
 
