@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import SCHEMA_VERSION, ca, crl, encryption, large, throughput, trust
+from bench import SCHEMA_VERSION, ca, crl, encryption, escrow, large, throughput, trust
 from bench.common import MIB, RESULTS, BenchError, Figure, machine_info
 from bench.fixtures import Keys, make_keys
 
@@ -148,6 +148,18 @@ BENCHES: tuple[Bench, ...] = (
         "ca-ocsp",
         "internal CA: pre-signed OCSP over HTTP (mailseal serve, wrk) vs openssl ocsp -index",
         lambda c: ca.ocsp_http(c.workdir, 2 if c.args.quick else 10, 2 if c.args.quick else 5),
+    ),
+    Bench(
+        "escrow-archival",
+        "key escrow: issuance with archival to an escrow set vs without",
+        lambda c: escrow.archival(
+            c.workdir, escrow.QUICK_ARCHIVE_N if c.args.quick else escrow.ARCHIVE_N
+        ),
+    ),
+    Bench(
+        "escrow-recovery",
+        "key escrow: delivering 10 archived keys once the quorum is in vs openssl pkcs12",
+        lambda c: escrow.recovery(c.workdir, repeat=1 if c.args.quick else 3),
     ),
     Bench("big-text", "as large-text at 1 GiB (only with --big)", _large("text", True), False),
     Bench("big-mixed", "as large-mixed at 1 GiB (only with --big)", _large("mixed", True), False),

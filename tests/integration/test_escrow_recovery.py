@@ -444,3 +444,94 @@ def test_import_archives_encryption_keys_and_refuses_signing_keys(org: Authority
     (entry,) = read_pkcs12(_deliver(org, view.request_id), REQUESTER_PW).entries
     assert entry.certificate == enc.cert
     assert entry.key.public_key() == enc.cert.public_key()
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+def test_cli_recovery_with_a_certificate_officer(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from mailseal.pki.testpki import TestPKI
+
+    pki = TestPKI.create(key_type="p256")
+    officer = pki.user("cy@example.org", key_type="p256", usage="encryption")
+    (tmp_path / "cy.crt").write_bytes(officer.cert_pem)
+    (tmp_path / "cy.key").write_bytes(officer.key_pem)
+    env = {
+        **os.environ,
+        "MAILSEAL_HOME": str(tmp_path / "home"),
+        "MAILSEAL_ACTOR": "helpdesk",
+        "CA_PASS": "cli ca passphrase",
+        "P12_PASS": "issued p12 password",
+        "MAILSEAL_SHARE_PASSPHRASE_ANN": "ann's share passphrase",
+        "REQ_PW": "the requester's password",
+    }
+
+    def ms(*args: str | Path, code: int = 0) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mailseal", *(str(a) for a in args)],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert proc.returncode == code, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        if code == 2:
+            assert proc.stderr.count("\n") == 1, proc.stderr  # one clear line
+        return proc.stdout + proc.stderr
+
+    ms("init", "--org", "Cli Ltd", "--domain", "example.org", "--key-type", "p256",
+       "--passphrase-env", "CA_PASS")  # fmt: skip
+    out = ms("escrow", "init", "--threshold", "2", "--officer", "ann",
+             "--officer", f"cy={tmp_path / 'cy.crt'}", "--out", tmp_path / "shares")  # fmt: skip
+    assert "share for cy" in out
+    share_cy = json.loads((tmp_path / "shares" / "share-cy.json").read_text())
+    assert share_cy["protection"] == "certificate"
+    for _ in range(2):
+        ms("issue", "--email", "eve@example.org", "--passphrase-env", "CA_PASS",
+           "--out", tmp_path / f"i{_}", "--p12-password-env", "P12_PASS")  # fmt: skip
+    history = json.loads(ms("escrow", "history", "--email", "eve@example.org", "--json"))
+    assert len(history) == 2
+    request = ms("escrow", "request", "--email", "eve@example.org", "--serial",
+                 history[0]["serial"], "--reason", "legal hold", "--password-env",
+                 "REQ_PW").splitlines()[0]  # fmt: skip
+    ms("escrow", "request", "--email", "eve@example.org", "--reason", "x", code=2)
+    ms("escrow", "approve", request, "--share", tmp_path / "shares" / "share-cy.json",
+       "--passphrase-env", "MAILSEAL_SHARE_PASSPHRASE_ANN", code=2)  # fmt: skip
+    ms("escrow", "approve", request, "--share", tmp_path / "shares" / "share-cy.json",
+       "--officer-key", tmp_path / "cy.key")  # fmt: skip
+    ms("escrow", "deliver", request, "--out", tmp_path / "early.p12", "--password-env",
+       "REQ_PW", code=2)  # fmt: skip
+    ms("escrow", "approve", request, "--share", tmp_path / "shares" / "share-ann.json",
+       "--passphrase-env", "MAILSEAL_SHARE_PASSPHRASE_ANN")  # fmt: skip
+    ms("escrow", "approve", request, "--share", tmp_path / "shares" / "share-cy.json",
+       "--officer-key", tmp_path / "cy.key", code=2)  # fmt: skip
+    status = json.loads(ms("escrow", "status", request, "--json"))[0]
+    assert status["state"] == "ready" and status["approvals"] == ["ann", "cy"]
+    assert status["requester"] == "helpdesk" and status["keys"] == [history[0]["serial"]]
+    ms("escrow", "deliver", request, "--out", tmp_path / "eve.p12", "--password-env", "REQ_PW")
+    listed = ms("pkcs12", "list", tmp_path / "eve.p12", "--password-env", "REQ_PW")
+    assert history[0]["serial"] in listed and history[1]["serial"] not in listed
+    ms("escrow", "deliver", request, "--out", tmp_path / "again.p12", "--password-env",
+       "REQ_PW", code=2)  # fmt: skip
+    # importing an existing PKCS#12 file: an encryption key is archived, a signing one refused
+    enc = pki.user("old@example.org", key_type="p256", usage="encryption")
+    sign = pki.user("old@example.org", key_type="p256", usage="signing")
+    (tmp_path / "enc.p12").write_bytes(enc.pkcs12(b"import pass", chain=pki.chain))
+    (tmp_path / "sign.p12").write_bytes(sign.pkcs12(b"import pass", chain=pki.chain))
+    env["IMPORT_PW"] = "import pass"
+    assert "archived" in ms("escrow", "import", "--p12", tmp_path / "enc.p12",
+                            "--password-env", "IMPORT_PW")  # fmt: skip
+    assert "signing only" in ms("escrow", "import", "--p12", tmp_path / "sign.p12",
+                                "--password-env", "IMPORT_PW", code=2)  # fmt: skip
+    log = json.loads(ms("audit", "show", "--json"))
+    actions = [(e["action"], e["outcome"]) for e in log]
+    for wanted in [("escrow.init", "ok"), ("escrow.request", "ok"), ("escrow.approve", "ok"),
+                   ("escrow.approve", "refused"), ("escrow.deliver", "ok"),
+                   ("escrow.deliver", "refused"), ("escrow.import", "ok"),
+                   ("escrow.import", "refused")]:  # fmt: skip
+        assert wanted in actions, wanted
+    assert all(e["actor"] in ("helpdesk", "ann", "cy", "init") for e in log)
+    assert "intact" in ms("audit", "verify")
+    for secret in ("ann's share passphrase", "the requester's password", "cli ca passphrase"):
+        assert secret not in json.dumps(log)

@@ -360,7 +360,7 @@ def test_pbkdf2_and_the_mac_kdf_run_once_per_file(
     entries: list[Pkcs12Entry], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"pbkdf2": 0, "p12kdf": 0}
-    real_pbkdf2, real_kdf = mod.PBKDF2HMAC, mod._pkcs12_kdf
+    real_pbkdf2, real_kdf = mod.PBKDF2HMAC, mod._pkcs12_kdf  # type: ignore[attr-defined]
 
     def counting_pbkdf2(*args: Any, **kwargs: Any) -> Any:
         calls["pbkdf2"] += 1  # one PBKDF2 object per derivation, each derives once
@@ -791,7 +791,8 @@ def mutate(data: bytes, op: tuple[Any, ...]) -> bytes:
     if kind == "truncate":
         return data[:at]
     if kind == "insert":
-        return data[:at] + op[2] + data[at:]
+        inserted: bytes = op[2]
+        return data[:at] + inserted + data[at:]
     if kind == "delete":
         return data[:at] + data[at + op[2] :]
     if kind == "duplicate":

@@ -543,6 +543,7 @@ def _init_demo(home: Path, base_url: str) -> None:
 
 def register(group: click.Group) -> None:
     from mailseal.cli.escrow_cmds import audit, escrow
+    from mailseal.cli.pkcs12_cmds import pkcs12_group
 
-    for command in (init, issue, renew, revoke, crl, certs, serve, escrow, audit):
+    for command in (init, issue, renew, revoke, crl, certs, serve, escrow, audit, pkcs12_group):
         group.add_command(command)

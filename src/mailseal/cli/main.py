@@ -29,7 +29,7 @@ from mailseal.cli.trust_opts import TrustSpec, check_recipients, trust_options
 from mailseal.cli.trust_opts import validate as validate_cmd
 from mailseal.cms.signed import PreparedSigner, SignerOptions
 from mailseal.errors import MailsealError, PasswordError, UsageError
-from mailseal.keys.identity import Identity, load_identity, load_pkcs12
+from mailseal.keys.identity import Identity, load_identity, load_pkcs12, load_pkcs12_identities
 from mailseal.validation.verdict import EncryptionReport, OpenResult, Status, VerifyResult
 
 __all__ = ["cli", "main"]
@@ -88,6 +88,14 @@ def _signer_options(f: Any) -> Any:
     return f
 
 
+def _first_key(data: bytes, password: bytes | None) -> list[Identity]:
+    return [load_pkcs12(data, password=password)]
+
+
+def _every_key(data: bytes, password: bytes | None) -> list[Identity]:
+    return load_pkcs12_identities(data, password=password)
+
+
 def _load_identities(
     certs: tuple[str, ...],
     keys: tuple[str, ...],
@@ -95,7 +103,11 @@ def _load_identities(
     chain: tuple[str, ...],
     password_env: str | None,
     password_file: str | None,
+    *,
+    every_key: bool = False,
 ) -> list[Identity]:
+    """The identities given. With ``every_key`` (decryption), a PKCS#12 file gives one identity
+    per key it holds, such as a key-escrow recovery file with every historical key."""
     if not certs and not p12s:
         raise UsageError("give an identity: --cert C.pem --key K.pem, or --p12 F.p12")
     if len(certs) != len(keys):
@@ -121,16 +133,18 @@ def _load_identities(
     for p12_path in p12s:
         data = read_file(p12_path, "PKCS#12 file")
         password = read_password(password_env, password_file, what=p12_path, needed=False)
+        loader = _every_key if every_key else _first_key
         try:
-            ident = load_pkcs12(data, password=password)
+            found = loader(data, password)
         except PasswordError:
             if password is not None:
                 raise
             password = read_password(None, None, what=p12_path, needed=True)
-            ident = load_pkcs12(data, password=password)
-        if extra:
-            ident = Identity(ident.certificate, ident.key, ident.chain + tuple(extra))
-        identities.append(ident)
+            found = loader(data, password)
+        for ident in found:
+            if extra:
+                ident = Identity(ident.certificate, ident.key, ident.chain + tuple(extra))
+            identities.append(ident)
     return identities
 
 
@@ -395,7 +409,9 @@ def decrypt(
     quiet: bool,
 ) -> None:
     """Decrypt a message; several identities may be given (old keys after a renewal too)."""
-    identities = _load_identities(certs, keys, p12s, (), password_env, password_file)
+    identities = _load_identities(
+        certs, keys, p12s, (), password_env, password_file, every_key=True
+    )
     with input_stream(in_path) as src, output_stream(out_path) as dst:
         result = _open.decrypt_stream(
             src, dst, identities, require_authenticated=require_authenticated, with_headers=True
@@ -489,7 +505,7 @@ def open_cmd(
 ) -> None:
     """Peel every layer (encrypted, signed, compressed) and judge each one."""
     identities = (
-        _load_identities(certs, keys, p12s, (), password_env, password_file)
+        _load_identities(certs, keys, p12s, (), password_env, password_file, every_key=True)
         if certs or p12s
         else []
     )

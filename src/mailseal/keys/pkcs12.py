@@ -44,6 +44,15 @@ by localKeyId and falls back to comparing public keys; certificates without a ke
 as ``extra_certificates``. RC2 has no usable implementation in cryptography for 40-bit keys,
 so a small RC2 decryptor (RFC 2268) is included for legacy files.
 
+Peers
+-----
+OpenSSL 3 (``openssl pkcs12``) and cryptography read every key of these files. GnuPG's gpgsm
+2.2 does not: it refuses PBES2 with AES-256-CBC or hmacWithSHA256 outright, and even in the
+legacy encoding it reads it keeps only the first private key of a multi-key file. For gpgsm,
+hand out one file per key in the legacy encoding (pbeWithSHAAnd3-KeyTripleDES-CBC, SHA-1
+MAC), as ``cryptography``'s serializer writes it; tests/interop/test_pkcs12_openssl.py records
+the details.
+
 A PKCS#12 file is hostile input: its size, the number of bags, the nesting of SafeContents, the
 DER nesting and element count, each iteration count and the total key-derivation work are
 bounded (:class:`Pkcs12Limits`). Whatever the input, the reader raises only

@@ -470,7 +470,7 @@ def deliver(
             if set_row.mode == "hsm":
                 from mailseal.lifecycle import escrow_hsm
 
-                keys = escrow_hsm.recover(set_row, req, rows, token=token)
+                keys = escrow_hsm.recover(set_row, req, rows, token=token, password=password)
             else:
                 keys = _threshold_recover(set_row, req, rows, password)
             from mailseal.keys.pkcs12 import Pkcs12Entry, write_pkcs12

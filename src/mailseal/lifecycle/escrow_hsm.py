@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailseal.errors import EscrowError, UsageError
 from mailseal.escrow import hsm
-from mailseal.escrow.protect import KDF_MODERATE, KdfCost
+from mailseal.escrow.protect import KDF_MODERATE, DeliveryKey, KdfCost
 from mailseal.store import repo
 
 if TYPE_CHECKING:
@@ -133,13 +133,24 @@ def approval(
     return index, officer, payload
 
 
-def recover(set_row: Any, req: Any, rows: Sequence[Any], *, token: Any) -> list[bytes]:
-    """The requested keys, opened in the HSM once M distinct officers' approvals verify."""
+def recover(
+    set_row: Any, req: Any, rows: Sequence[Any], *, token: Any, password: bytes
+) -> list[bytes]:
+    """The requested keys, opened in the HSM once the requester's ``password`` checks and M
+    distinct officers' approvals verify."""
     from mailseal.keys.pkcs11 import parse_key_uri
     from mailseal.lifecycle.escrow import record_id_for
 
     if token is None:
         raise UsageError("the escrow key is in the HSM: give its PIN (--pin-env/--pin-file)")
+    # Only the requester takes delivery, as in threshold mode (where the password is needed
+    # to open the partials): the request stores the public half of a key derived from it.
+    d = req.delivery
+    DeliveryKey(
+        bytes.fromhex(d["salt"]),
+        KdfCost(int(d["opslimit"]), int(d["memlimit"])),
+        bytes.fromhex(d["public_key"]),
+    ).check(password)
     registered = list(set_row.approval_keys or [])
     good = set()
     for a in req.approvals:

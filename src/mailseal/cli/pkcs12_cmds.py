@@ -1,0 +1,120 @@
+"""``mailseal pkcs12 list | split``: look into a PKCS#12 file with several keys (such as a key
+escrow recovery) and cut it into one file per key.
+
+``split --legacy`` writes the encoding gpgsm 2.2 imports (pbeWithSHAAnd3-KeyTripleDES-CBC,
+HMAC-SHA1 MAC, 2,048 iterations): gpgsm 2.2 reads neither AES-encrypted PKCS#12 files nor more
+than one key per file. 3DES keeps 112 bits of security, the least the S/MIME BR allow for key
+transport; keep such files only as long as the import takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from mailseal.cli.io import read_file, read_password
+from mailseal.errors import UsageError
+
+__all__ = ["pkcs12_group"]
+
+
+def _read(path: str, password_env: str | None, password_file: str | None) -> tuple[bytes, object]:
+    from mailseal.keys.pkcs12 import read_pkcs12
+
+    data = read_file(path, "PKCS#12 file")
+    password = read_password(password_env, password_file, what=path, needed=True)
+    assert password is not None
+    return password, read_pkcs12(data, password)
+
+
+@click.group("pkcs12")
+def pkcs12_group() -> None:
+    """PKCS#12 files with several keys (key escrow recoveries)."""
+
+
+@pkcs12_group.command("list")
+@click.argument("path", metavar="F.p12")
+@click.option("--password-env", metavar="VAR")
+@click.option("--password-file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True)
+def pkcs12_list(
+    path: str, password_env: str | None, password_file: str | None, as_json: bool
+) -> None:
+    """The keys and certificates in a PKCS#12 file."""
+    _, contents = _read(path, password_env, password_file)
+    rows = [
+        {
+            "serial": format(e.certificate.serial_number, "x"),
+            "subject": e.certificate.subject.rfc4514_string(),
+            "not_after": e.certificate.not_valid_after_utc.isoformat(),
+            "name": e.friendly_name,
+        }
+        for e in contents.entries  # type: ignore[attr-defined]
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['serial']}  until {r['not_after'][:10]}  {r['subject']}")
+    extra = len(contents.extra_certificates)  # type: ignore[attr-defined]
+    click.echo(f"{len(rows)} key(s) with certificates, {extra} other certificate(s)")
+
+
+@pkcs12_group.command("split")
+@click.argument("path", metavar="F.p12")
+@click.option("--out", "out_dir", required=True, metavar="DIR", help="Where the files go.")
+@click.option("--password-env", metavar="VAR", help="The password (also of the new files).")
+@click.option("--password-file", metavar="FILE")
+@click.option(
+    "--legacy",
+    is_flag=True,
+    help="3DES and a SHA-1 MAC, for gpgsm 2.2 (which reads nothing stronger).",
+)
+def pkcs12_split(
+    path: str, out_dir: str, password_env: str | None, password_file: str | None, legacy: bool
+) -> None:
+    """One PKCS#12 file per key, each with its certificate and the CA certificates, under the
+    same password."""
+    password, contents = _read(path, password_env, password_file)
+    entries = contents.entries  # type: ignore[attr-defined]
+    if not entries:
+        raise UsageError(f"{path} holds no private key with its certificate")
+    builder = serialization.PrivateFormat.PKCS12.encryption_builder()
+    if legacy:
+        builder = (
+            builder.kdf_rounds(2048)
+            .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+            .hmac_hash(hashes.SHA1())  # noqa: S303 - the MAC of a legacy container, on request
+        )
+    else:
+        builder = (
+            builder.kdf_rounds(600_000)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+        )
+    encryption = builder.build(password)
+    target = Path(out_dir)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for entry in entries:
+        serial = format(entry.certificate.serial_number, "x")
+        name = (entry.friendly_name or serial).encode()
+        data = pkcs12.serialize_key_and_certificates(
+            name,
+            entry.key,
+            entry.certificate,
+            list(contents.extra_certificates) or None,  # type: ignore[attr-defined]
+            encryption,
+        )
+        out = target / f"{serial}.p12"
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise UsageError(f"{out} exists already") from None
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        click.echo(f"wrote {out}")
