@@ -1,5 +1,5 @@
 """After two renewals, the PKCS#12 file a key-escrow recovery delivers opens mail encrypted to
-each of the person's three encryption certificates — with mailseal, with ``openssl cms
+each of the person's three encryption certificates — with mailseal, NSS, ``openssl cms
 -decrypt`` and with gpgsm (2.2 imports one legacy-encrypted key per file: ``mailseal pkcs12
 split --legacy`` makes those)."""
 
@@ -148,3 +148,23 @@ def test_gpgsm_decrypts_every_old_message(recovered: dict[str, Any], require_pee
             assert f"old mail number {n}".encode() in out.read_bytes()
     finally:
         _run([bins.get("gpgconf", "gpgconf"), "--kill", "all"], env=genv)
+
+
+def test_nss_imports_every_key_and_decrypts_every_old_message(
+    recovered: dict[str, Any], require_peer: Any
+) -> None:
+    bins = require_peer("nss")
+    tmp = recovered["tmp"]
+    db = tmp / "nssdb"
+    db.mkdir()
+    assert _run([bins["certutil"], "-N", "-d", f"sql:{db}", "--empty-password"]).returncode == 0
+    r = _run([bins["pk12util"], "-i", recovered["p12"], "-d", f"sql:{db}", "-W", PASSWORD])
+    assert r.returncode == 0, r.stdout + r.stderr
+    listed = _run([bins["certutil"], "-K", "-d", f"sql:{db}"]).stdout.decode()
+    for cert in recovered["certs"]:
+        assert format(cert.serial_number, "x") in listed
+    for n, der, _smime in recovered["messages"]:
+        out = tmp / f"nss{n}.out"
+        r = _run([bins["cmsutil"], "-D", "-d", f"sql:{db}", "-i", der, "-o", out])
+        assert r.returncode == 0, r.stderr.decode()
+        assert f"old mail number {n}".encode() in out.read_bytes()

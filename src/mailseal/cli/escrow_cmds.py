@@ -361,6 +361,7 @@ def escrow_approve(
             passphrase=passphrase,
             officer_key=key,
             officer_certificate=cert,
+            actor=_actor(),
         )
     finally:
         authority.close()

@@ -351,10 +351,11 @@ def approve(
     passphrase: bytes | None = None,
     officer_key: Any = None,
     officer_certificate: x509.Certificate | None = None,
+    actor: str = "officer",
 ) -> RequestView:
     """Officer approval of ``request_id`` with their share file, opened with their passphrase
-    or their private key (with its certificate)."""
-    actor = "officer"
+    or their private key (with its certificate). ``actor`` is who ran it (recorded on a
+    refusal; an approval is recorded under the officer the share belongs to)."""
     try:
         now = _now()
         with authority.db.session() as s:
