@@ -531,7 +531,7 @@ def test_cli_recovery_with_a_certificate_officer(tmp_path: Path) -> None:
                    ("escrow.deliver", "refused"), ("escrow.import", "ok"),
                    ("escrow.import", "refused")]:  # fmt: skip
         assert wanted in actions, wanted
-    assert all(e["actor"] in ("helpdesk", "ann", "cy", "init") for e in log)
+    assert {e["actor"] for e in log} <= {"helpdesk", "ann", "cy", "init"}, {e["actor"] for e in log}
     assert "intact" in ms("audit", "verify")
     for secret in ("ann's share passphrase", "the requester's password", "cli ca passphrase"):
         assert secret not in json.dumps(log)

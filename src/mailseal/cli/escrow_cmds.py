@@ -406,7 +406,12 @@ def escrow_deliver(
             authority = _open(home, kw)
             token = authority.hsm_token()
         view = deliver(
-            authority, request_id, password, lambda data: _write_new(target, data), token=token
+            authority,
+            request_id,
+            password,
+            lambda data: _write_new(target, data),
+            token=token,
+            actor=_actor(),
         )
     finally:
         authority.close()
@@ -487,6 +492,11 @@ def escrow_reshare(
     authority = _authority(home)
     try:
         current = authority.active_escrow_set()
+        if current.mode != "threshold":  # an HSM-mode set has no shares to re-share
+            raise UsageError(
+                "re-sharing is for threshold escrow sets; the active set is in HSM mode "
+                "(for new officers, run 'mailseal escrow init --hsm' again)"
+            )
         escrow_set = escrow_from_row(current)
         shares = []
         for path in share_paths:

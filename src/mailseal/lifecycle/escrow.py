@@ -333,15 +333,6 @@ def status(authority: Authority, request_id: str | None = None) -> list[RequestV
         return [_view(s, r) for r in reqs]
 
 
-def _open_request(s: Session, request_id: str, now: _dt.datetime) -> Any:
-    req = repo.get_recovery_request(s, request_id, for_update=True)
-    if req is None:
-        raise UsageError(f"no recovery request {request_id}")
-    if _expire(req, now):
-        s.flush()
-    return req
-
-
 # -- approving ------------------------------------------------------------------------------------
 def approve(
     authority: Authority,
@@ -356,25 +347,27 @@ def approve(
     """Officer approval of ``request_id`` with their share file, opened with their passphrase
     or their private key (with its certificate). ``actor`` is who ran it (recorded on a
     refusal; an approval is recorded under the officer the share belongs to)."""
+    officer = actor
     try:
-        now = _now()
-        with authority.db.session() as s:
-            req = _open_request(s, request_id, now)
-            if req.state == "expired":
-                raise EscrowError(f"request {request_id} has expired")
-            if req.state in ("delivered", "cancelled"):
-                raise EscrowError(f"request {request_id} is {req.state}: it cannot be approved")
+        # the slow part (opening the share: Argon2id or the officer's key; one partial per
+        # record) runs outside the write transaction, which then re-checks the request
+        with authority.db.session(readonly=True) as s:
+            req = _approvable(s, request_id)
             set_row = req.escrow_set
             if set_row.mode == "hsm":
                 from mailseal.lifecycle import escrow_hsm
 
-                index, actor, payload = escrow_hsm.approval(
+                index, officer, payload = escrow_hsm.approval(
                     set_row, req, share_file, passphrase=passphrase
                 )
             else:
-                index, actor, payload = _threshold_approval(
+                index, officer, payload = _threshold_approval(
                     s, set_row, req, share_file, passphrase, officer_key, officer_certificate
                 )
+            threshold = int(set_row.threshold)
+        actor = officer
+        with authority.db.session() as s:
+            req = _approvable(s, request_id, lock=True)
             if any(a.officer_index == index for a in req.approvals):
                 raise EscrowError(f"officer {actor} has approved request {request_id} already")
             try:
@@ -387,23 +380,31 @@ def approve(
                 ) from None
             s.flush()
             s.refresh(req)
-            if req.state == "open" and len(req.approvals) >= set_row.threshold:
+            if req.state == "open" and len(req.approvals) >= threshold:
                 req.state = "ready"
             repo.append_audit(
                 s,
                 actor=actor,
                 action="escrow.approve",
                 subject=request_id,
-                details={
-                    "officer": actor,
-                    "approvals": len(req.approvals),
-                    "threshold": set_row.threshold,
-                },
+                details={"officer": actor, "approvals": len(req.approvals), "threshold": threshold},
             )
             return _view(s, req)
     except MailsealError as exc:
         _refused(authority, actor, "escrow.approve", request_id, exc)
         raise
+
+
+def _approvable(s: Session, request_id: str, *, lock: bool = False) -> Any:
+    """The request, refused unless it may still collect approvals."""
+    req = repo.get_recovery_request(s, request_id, for_update=lock)
+    if req is None:
+        raise UsageError(f"no recovery request {request_id}")
+    if req.state == "expired" or (req.state in ("open", "ready") and _now() >= req.expires_at):
+        raise EscrowError(f"request {request_id} has expired")
+    if req.state in ("delivered", "cancelled"):
+        raise EscrowError(f"request {request_id} is {req.state}: it cannot be approved")
+    return req
 
 
 def _threshold_approval(
@@ -445,28 +446,17 @@ def deliver(
     *,
     iterations: int = 600_000,
     token: Any = None,
+    actor: str = "requester",
 ) -> RequestView:
     """Once the quorum is in: every requested key in one PKCS#12 under ``password`` (the
     requester's), handed to ``write`` before the request is closed. ``token`` is the HSM
     holding the escrow key (HSM mode)."""
-    actor = "requester"
     try:
-        now = _now()
-        with authority.db.session() as s:
-            req = _open_request(s, request_id, now)
-            actor = req.requester
-            if req.state == "expired":
-                raise EscrowError(f"request {request_id} has expired")
-            if req.state == "delivered":
-                raise EscrowError(f"request {request_id} was delivered already: it is closed")
-            if req.state == "cancelled":
-                raise EscrowError(f"request {request_id} was cancelled")
+        # opening everything (Argon2id, the partials, PBKDF2 for the file) happens outside the
+        # write transaction; the write transaction then closes the request if it still may
+        with authority.db.session(readonly=True) as s:
+            req = _deliverable(s, request_id)
             set_row = req.escrow_set
-            if len(req.approvals) < set_row.threshold:
-                raise EscrowError(
-                    f"request {request_id} has {len(req.approvals)} of the"
-                    f" {set_row.threshold} approvals it needs"
-                )
             rows = repo.escrow_records(s, list(req.records))
             if set_row.mode == "hsm":
                 from mailseal.lifecycle import escrow_hsm
@@ -481,11 +471,16 @@ def deliver(
                 key = serialization.load_der_private_key(der, None)
                 cert = _record_certificate(row)
                 entries.append(Pkcs12Entry(key, cert, f"{req.email} {_serial_of(row)}"))
+            keys.clear()
             p12 = write_pkcs12(
                 entries, password, ca_certificates=authority.chain(), iterations=iterations
             )
+            entries.clear()
+            serials = [_serial_of(r) for r in rows]
+        with authority.db.session() as s:
+            req = _deliverable(s, request_id, lock=True)
             req.state = "delivered"
-            req.closed_at = now
+            req.closed_at = _now()
             for a in req.approvals:
                 a.payload = b""  # nothing of the recovery stays behind
             repo.append_audit(
@@ -493,7 +488,7 @@ def deliver(
                 actor=actor,
                 action="escrow.deliver",
                 subject=request_id,
-                details={"email": req.email, "keys": [_serial_of(r) for r in rows]},
+                details={"email": req.email, "keys": serials},
             )
             s.flush()
             write(p12)
@@ -501,6 +496,25 @@ def deliver(
     except MailsealError as exc:
         _refused(authority, actor, "escrow.deliver", request_id, exc)
         raise
+
+
+def _deliverable(s: Session, request_id: str, *, lock: bool = False) -> Any:
+    """The request, refused unless its quorum is in and it is still open."""
+    req = repo.get_recovery_request(s, request_id, for_update=lock)
+    if req is None:
+        raise UsageError(f"no recovery request {request_id}")
+    if req.state == "expired" or (req.state in ("open", "ready") and _now() >= req.expires_at):
+        raise EscrowError(f"request {request_id} has expired")
+    if req.state == "delivered":
+        raise EscrowError(f"request {request_id} was delivered already: it is closed")
+    if req.state == "cancelled":
+        raise EscrowError(f"request {request_id} was cancelled")
+    if len(req.approvals) < req.escrow_set.threshold:
+        raise EscrowError(
+            f"request {request_id} has {len(req.approvals)} of the"
+            f" {req.escrow_set.threshold} approvals it needs"
+        )
+    return req
 
 
 def _threshold_recover(set_row: Any, req: Any, rows: Sequence[Any], password: bytes) -> list[bytes]:
