@@ -23,6 +23,47 @@ from mailseal.errors import UsageError
 __all__ = ["pkcs12_group"]
 
 
+def _gpgsm22_misreads(data: bytes, password: bytes) -> bool:
+    """Whether gpgsm 2.2 would derive a wrong 3DES key for one of this legacy file's salts.
+
+    Its PKCS#12 KDF (RFC 7292 B.2) turns each 64-byte block I_j into I_j + B + 1 between the
+    two SHA-1 chains a 24-byte key needs, and drops that number's leading zero bytes: when the
+    top byte is zero (about one salt in 128) it reports a bad passphrase for a sound file.
+    The salts are random, so a file that hits this is simply made again."""
+    import hashlib
+
+    from asn1crypto import pkcs12 as a_pkcs12
+
+    bmp = password.decode("utf-8", "replace").encode("utf-16-be") + b"\x00\x00"
+
+    def fill(chunk: bytes) -> bytes:
+        n = 64 * ((len(chunk) + 63) // 64)
+        return (chunk * (n // max(len(chunk), 1) + 1))[:n] if chunk else b""
+
+    params = []
+    for ci in a_pkcs12.Pfx.load(data).authenticated_safe:
+        if ci["content_type"].native == "encrypted_data":
+            algs = [ci["content"]["encrypted_content_info"]["content_encryption_algorithm"]]
+        else:
+            algs = [
+                bag["bag_value"]["encryption_algorithm"]
+                for bag in a_pkcs12.SafeContents.load(ci["content"].native)
+                if bag["bag_id"].native == "pkcs8_shrouded_key_bag"
+            ]
+        params += [(a["parameters"]["salt"].native, a["parameters"]["iterations"].native)
+                   for a in algs]  # fmt: skip
+    for salt, iterations in params:
+        i_bytes = fill(salt) + fill(bmp)
+        a = hashlib.sha1(b"\x01" * 64 + i_bytes).digest()  # noqa: S324 - the PKCS#12 KDF
+        for _ in range(iterations - 1):
+            a = hashlib.sha1(a).digest()  # noqa: S324
+        b = int.from_bytes((a * 4)[:64], "big") + 1
+        blocks = (i_bytes[j : j + 64] for j in range(0, len(i_bytes), 64))
+        if any((int.from_bytes(blk, "big") + b) % (1 << 512) < (1 << 504) for blk in blocks):
+            return True
+    return False
+
+
 def _read(path: str, password_env: str | None, password_file: str | None) -> tuple[bytes, object]:
     from mailseal.keys.pkcs12 import read_pkcs12
 
@@ -103,13 +144,16 @@ def pkcs12_split(
     for entry in entries:
         serial = format(entry.certificate.serial_number, "x")
         name = (entry.friendly_name or serial).encode()
-        data = pkcs12.serialize_key_and_certificates(
-            name,
-            entry.key,
-            entry.certificate,
-            list(contents.extra_certificates) or None,  # type: ignore[attr-defined]
-            encryption,
-        )
+        for _attempt in range(64):
+            data = pkcs12.serialize_key_and_certificates(
+                name,
+                entry.key,
+                entry.certificate,
+                list(contents.extra_certificates) or None,  # type: ignore[attr-defined]
+                encryption,
+            )
+            if not legacy or not _gpgsm22_misreads(data, password):
+                break
         out = target / f"{serial}.p12"
         try:
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
