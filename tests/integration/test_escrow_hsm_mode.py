@@ -10,14 +10,15 @@ the module. The in-process calls below (a tampered approval must be refused befo
 used) hand ``deliver`` a stand-in token that fails on any use.
 
 Cases: 2 of 3 officers recover every archived key of a person (issued, renewed twice) as one
-PKCS#12 that matches the issued keys, one approval is not enough and a second delivery is
-refused; an approval-key file of another escrow set, the same officer twice, a wrong
-passphrase, a missing or wrong PIN and a wrong requester password are refused with one line
-and exit code 2; an altered signature, an approval moved to another officer and a signature
-copied from another officer's approval are refused before the HSM is used, without closing the
-request; the escrow key is sensitive, non-extractable and derive-only in the token; neither the
-data directory nor the token directory holds an escrowed key in the clear; the audit log
-verifies and records every step and refusal; a CA with file keys cannot use HSM mode.
+PKCS#12 that matches the issued keys (read by mailseal and by openssl), one approval is not
+enough and a second delivery is refused; a key imported from another CA's PKCS#12 is recovered;
+an approval-key file of another escrow set, the same officer twice, a wrong passphrase, a
+missing or wrong PIN, a wrong requester password and re-sharing an HSM-mode set are refused
+with one line and exit code 2; an altered signature, an approval moved to another officer and a
+signature copied from another officer's approval are refused before the HSM is used, without
+closing the request; the escrow key is sensitive, non-extractable and derive-only in the token;
+neither the data directory nor the token directory holds an escrowed key in the clear; the
+audit log verifies and records every step and refusal; a CA with file keys cannot use HSM mode.
 
 Needs SoftHSM2 (Debian package ``softhsm2``) and python-pkcs11: skipped without them, failed
 when MAILSEAL_REQUIRE_PEERS=1.
@@ -33,7 +34,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -42,6 +43,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mailseal.config import Settings
 from mailseal.errors import EscrowError
@@ -49,6 +51,7 @@ from mailseal.keys.pkcs11 import parse_key_uri
 from mailseal.keys.pkcs12 import read_pkcs12
 from mailseal.lifecycle import escrow as esc
 from mailseal.lifecycle.authority import Authority
+from mailseal.pki.testpki import TestPKI
 
 MAILSEAL = [sys.executable, "-m", "mailseal"]
 TIMEOUT = 120
@@ -67,6 +70,7 @@ REQUESTER_PASSWORD = "requester's delivery password"
 WRONG_PASSWORD = "someone else's password"
 OFFICERS = ("ann", "bo", "cy")
 EMAIL = "eve@example.org"
+OLD_EMAIL = "old@example.org"
 
 
 def _phrase(name: str) -> str:
@@ -99,6 +103,7 @@ class Org:
     tokens: Path
     approval_keys: Path
     encryption: list[Issued] = field(default_factory=list)
+    imported: list[Issued] = field(default_factory=list)  # an older key from another CA
     signing_serials: list[str] = field(default_factory=list)
 
     def run(
@@ -162,24 +167,26 @@ def _issued(org: Org, out: Path, items: list[dict[str, Any]]) -> None:
             continue
         assert item["usage"] == "encryption" and item["server_generated_key"]
         contents = read_pkcs12((out / "eve-encryption.p12").read_bytes(), P12_PASSWORD.encode())
-        (entry,) = contents.entries
-        assert format(entry.certificate.serial_number, "x") == item["serial"]
-        key = entry.key
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        org.encryption.append(
-            Issued(
-                serial=item["serial"],
-                certificate=entry.certificate,
-                pkcs8=key.private_bytes(
-                    serialization.Encoding.DER,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                ),
-                scalar=key.private_numbers().private_value.to_bytes(
-                    (key.curve.key_size + 7) // 8, "big"
-                ),
-            )
-        )
+        issued = _issued_entry(contents)
+        assert issued.serial == item["serial"]
+        org.encryption.append(issued)
+
+
+def _issued_entry(contents: Any) -> Issued:
+    """The one key of a PKCS#12 file read by read_pkcs12."""
+    (entry,) = contents.entries
+    key = entry.key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return Issued(
+        serial=format(entry.certificate.serial_number, "x"),
+        certificate=entry.certificate,
+        pkcs8=key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        scalar=key.private_numbers().private_value.to_bytes((key.curve.key_size + 7) // 8, "big"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +247,22 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Org:
         )  # fmt: skip
         _issued(org, target, json.loads(proc.stdout))
     assert len(org.encryption) == 3 and len(org.signing_serials) == 3
+
+    # an encryption key from before, issued by another CA, imported into the HSM-mode set
+    old = TestPKI.create(key_type="p256").user(OLD_EMAIL, key_type="p256", usage="encryption")
+    assert isinstance(old.key, ec.EllipticCurvePrivateKey)
+    p12 = base / "old.p12"
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"old", old.key, old.cert, None,
+            serialization.BestAvailableEncryption(P12_PASSWORD.encode()),
+        )
+    )  # fmt: skip
+    items = json.loads(
+        org.run("escrow", "import", "--p12", p12, "--password-env", "P12_PASSWORD", "--json").stdout
+    )
+    assert [i["email"] for i in items] == [OLD_EMAIL]
+    org.imported.append(_issued_entry(read_pkcs12(p12.read_bytes(), P12_PASSWORD.encode())))
     return org
 
 
@@ -250,6 +273,7 @@ class Recovery:
     history: list[dict[str, Any]]
     steps: dict[str, subprocess.CompletedProcess[str]]
     states: dict[str, dict[str, Any]]
+    written: dict[str, bool]
     p12: Path
 
 
@@ -275,7 +299,7 @@ def recovery(org: Org) -> Recovery:
     )
     states["after one approval"] = org.status(rid)
     steps["deliver early"] = org.run(*deliver, "--pin-env", "HSM_PIN", ok=False)
-    steps["early p12 written"] = subprocess.CompletedProcess([], int(p12.exists()))
+    written = {"early": p12.exists()}
     steps["approve bo"] = org.run(
         "escrow", "approve", rid, "--share", org.key_file("bo"), "--passphrase-env", _env("bo")
     )
@@ -286,9 +310,9 @@ def recovery(org: Org) -> Recovery:
         "escrow", "deliver", rid, "--out", again, "--password-env", "REQUESTER_PASSWORD",
         "--pin-env", "HSM_PIN", ok=False,
     )  # fmt: skip
-    steps["second p12 written"] = subprocess.CompletedProcess([], int(again.exists()))
+    written["again"] = again.exists()
     states["after delivery"] = org.status(rid)
-    return Recovery(rid, request, history, steps, states, p12)
+    return Recovery(rid, request, history, steps, states, written, p12)
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str], match: str) -> None:
@@ -334,7 +358,7 @@ def test_two_of_three_officers_recover_every_archived_key(org: Org, recovery: Re
     assert recovery.states["after one approval"]["approvals"] == ["ann"]
     # one approval: refused, one clear line, nothing written
     _one_error_line(recovery.steps["deliver early"], "has 1 of the 2 approvals it needs")
-    assert recovery.steps["early p12 written"].returncode == 0
+    assert not recovery.written["early"]
     assert "2 of 2 approvals (ann, bo); state ready" in recovery.steps["approve bo"].stdout
     assert recovery.states["after two approvals"]["state"] == "ready"
 
@@ -362,7 +386,7 @@ def test_two_of_three_officers_recover_every_archived_key(org: Org, recovery: Re
 
     # a second delivery is refused: the request is closed
     _one_error_line(recovery.steps["deliver again"], "was delivered already")
-    assert recovery.steps["second p12 written"].returncode == 0
+    assert not recovery.written["again"]
     closed = recovery.states["after delivery"]
     assert closed["state"] == "delivered" and closed["closed_at"] is not None
     with org.db() as conn:
@@ -436,6 +460,14 @@ def _approvals(org: Org, request_id: str) -> dict[str, tuple[int, int, bytes]]:
     return {officer: (row_id, index, bytes(payload)) for row_id, officer, index, payload in rows}
 
 
+def _state(org: Org, request_id: str) -> tuple[str, Any]:
+    with org.db() as conn:
+        row = conn.execute(
+            "SELECT state, closed_at FROM recovery_requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+    return (row[0], row[1])
+
+
 def _update(org: Org, sql: str, *params: Any) -> None:
     with org.db() as conn, conn:
         conn.execute(sql, params)
@@ -467,6 +499,13 @@ def test_refusals(org: Org, tmp_path: Path) -> None:
         *approve, org.key_file("ann", other), "--passphrase-env", _env("ann"),
         match="not an officer's of this request's escrow set",
     )  # fmt: skip
+    # an HSM-mode set has no shares: re-sharing is refused, naming the mode
+    org.refused(
+        "escrow", "reshare", "--share", org.key_file("ann", other), "--share",
+        org.key_file("bo", other), "--threshold", "2", "--officer", "dee", "--officer", "fay",
+        "--out", tmp_path / "reshared", match="re-sharing is for threshold escrow sets",
+    )  # fmt: skip
+    assert not (tmp_path / "reshared").exists()
     # a wrong passphrase
     org.refused(
         *approve, org.key_file("bo"), "--passphrase-env", _env("ann"), match="wrong passphrase"
@@ -518,7 +557,7 @@ def test_refusals(org: Org, tmp_path: Path) -> None:
         _update(org, set_payload, ann_payload, ann_id)
         _update(org, set_payload, bo_payload, bo_id)
 
-    tamperings = {
+    tamperings: dict[str, tuple[Callable[[], None], str]] = {
         "one byte of ann's signature": (
             lambda: _update(org, set_payload, _flip_signature_byte(ann_payload), ann_id),
             "approval signature does not verify",
@@ -544,17 +583,18 @@ def test_refusals(org: Org, tmp_path: Path) -> None:
             "approval is damaged",
         ),
     }
+    via_cli = {"one byte of ann's signature", "ann's and bo's officer indexes swapped"}
     for what, (tamper, message) in tamperings.items():
         tamper()
         try:
-            org.refused(*deliver, "--pin-env", "HSM_PIN", match=message)
-            assert not out.exists(), what
+            if what in via_cli:  # as a user meets it: one line, exit code 2, no file
+                org.refused(*deliver, "--pin-env", "HSM_PIN", match=message)
+                assert not out.exists(), what
             tripwire = _Tripwire()
             with pytest.raises(EscrowError, match=message):
                 _deliver_in_process(org, rid, tripwire)
             assert tripwire.used == [], what
-            view = org.status(rid)
-            assert view["state"] == "ready" and view["closed_at"] is None, what
+            assert _state(org, rid) == ("ready", None), what
         finally:
             restore()
     assert _approvals(org, rid) == approvals
@@ -564,6 +604,33 @@ def test_refusals(org: Org, tmp_path: Path) -> None:
     (entry,) = read_pkcs12(out.read_bytes(), REQUESTER_PASSWORD.encode()).entries
     assert format(entry.certificate.serial_number, "x") == first
     assert org.status(rid)["state"] == "delivered"
+
+
+def test_an_imported_key_is_recovered(org: Org, tmp_path: Path) -> None:
+    (old,) = org.imported
+    (history,) = json.loads(org.run("escrow", "history", "--email", OLD_EMAIL, "--json").stdout)
+    assert (history["serial"], history["source"]) == (old.serial, "imported")
+    rid = org.run(
+        "escrow", "request", "--email", OLD_EMAIL, "--all", "--reason", "old mail",
+        "--password-env", "REQUESTER_PASSWORD",
+    ).stdout.strip()  # fmt: skip
+    for name in ("cy", "ann"):
+        org.approve(rid, org.key_file(name), name)
+    out = tmp_path / "old.p12"
+    org.run(
+        "escrow", "deliver", rid, "--out", out, "--password-env", "REQUESTER_PASSWORD",
+        "--pin-env", "HSM_PIN",
+    )  # fmt: skip
+    (entry,) = read_pkcs12(out.read_bytes(), REQUESTER_PASSWORD.encode()).entries
+    assert entry.certificate == old.certificate
+    assert (
+        entry.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        == old.pkcs8
+    )
 
 
 def test_init_needs_the_pin(org: Org, tmp_path: Path) -> None:
@@ -612,7 +679,7 @@ with token.open(user_pin=pin) as session:
             for name in ("SENSITIVE", "EXTRACTABLE", "ALWAYS_SENSITIVE", "NEVER_EXTRACTABLE",
                          "DERIVE", "SIGN", "DECRYPT", "UNWRAP", "TOKEN", "PRIVATE")
         }
-        found["key_type"] = str(key.key_type)
+        found["key_type"] = key.key_type.name
         try:
             key[A.VALUE]
             found["value"] = "readable"
@@ -645,7 +712,7 @@ def test_escrow_key_is_sensitive_and_non_extractable_in_the_token(org: Org) -> N
         assert found["DERIVE"], found
         assert not (found["SIGN"] or found["DECRYPT"] or found["UNWRAP"]), found
         assert found["TOKEN"] and found["PRIVATE"], found
-        assert found["key_type"] == "KeyType.EC" and found["value"] == "sensitive", found
+        assert found["key_type"] == "EC" and found["value"] == "sensitive", found
         # the public key the records are sealed to is the token key's
         public = serialization.load_der_public_key(spki)
         assert isinstance(public, ec.EllipticCurvePublicKey)
@@ -665,7 +732,7 @@ def test_no_escrowed_key_in_the_clear_anywhere(org: Org, tmp_path: Path) -> None
     # the token directory too: the escrowed keys never enter the HSM
     raw_token = b"".join(p.read_bytes() for p in org.tokens.rglob("*") if p.is_file())
     assert len(raw) > 10_000 and raw_token
-    for issued in org.encryption:
+    for issued in org.encryption + org.imported:
         for haystack in (raw, raw_token):
             assert issued.pkcs8 not in haystack
             assert issued.scalar not in haystack
@@ -674,10 +741,10 @@ def test_no_escrowed_key_in_the_clear_anywhere(org: Org, tmp_path: Path) -> None
     # every archived record is an HSM-mode record: ephemeral P-384 point, wrapped data key
     with org.db() as conn:
         rows = conn.execute(
-            "SELECT r.ephemeral, r.wrapped_key, r.masked, r.ciphertext, s.mode FROM escrow_records r"
-            " JOIN escrow_sets s ON r.escrow_set_id = s.id"
+            "SELECT r.ephemeral, r.wrapped_key, r.masked, r.ciphertext, s.mode"
+            " FROM escrow_records r JOIN escrow_sets s ON r.escrow_set_id = s.id"
         ).fetchall()
-    assert len(rows) == len(org.encryption)
+    assert len(rows) == len(org.encryption) + len(org.imported) == 4
     for ephemeral, wrapped, masked, ciphertext, mode in rows:
         assert mode == "hsm" and masked is None
         assert len(ephemeral) == 97 and ephemeral[0] == 4 and len(wrapped) == 40
@@ -704,20 +771,32 @@ def test_audit_log_verifies_and_records_every_step(org: Org, recovery: Recovery)
     assert inits[0]["details"]["threshold"] == 2 and inits[0]["outcome"] == "ok"
 
     mine = [e for e in events if e["subject"] == recovery.request_id]
-    steps = [(e["action"], e["outcome"], e["actor"]) for e in mine]
+    steps = [(e["action"], e["outcome"]) for e in mine]
     assert steps == [
-        ("escrow.request", "ok", "helpdesk"),
-        ("escrow.approve", "ok", "ann"),
-        ("escrow.deliver", "refused", "helpdesk"),
-        ("escrow.approve", "ok", "bo"),
-        ("escrow.deliver", "ok", "helpdesk"),
-        ("escrow.deliver", "refused", "helpdesk"),
-        ("escrow.approve", "refused", "cy"),
+        ("escrow.request", "ok"),
+        ("escrow.approve", "ok"),
+        ("escrow.deliver", "refused"),
+        ("escrow.approve", "ok"),
+        ("escrow.deliver", "ok"),
+        ("escrow.deliver", "refused"),
+        ("escrow.approve", "refused"),
     ], steps
+    # who: the requester, then each approval under the officer whose key signed it
+    assert [e["actor"] for e in mine if e["outcome"] == "ok"] == [
+        "helpdesk",
+        "ann",
+        "bo",
+        "helpdesk",
+    ]
+    assert [e["details"]["officer"] for e in mine[1:4:2]] == ["ann", "bo"]
     delivered = next(e for e in mine if e["action"] == "escrow.deliver" and e["outcome"] == "ok")
     assert delivered["details"]["keys"] == [i.serial for i in org.encryption]
     assert "1 of the 2 approvals" in mine[2]["details"]["error"]
     assert "delivered already" in mine[5]["details"]["error"]
+    (imported,) = [e for e in events if e["action"] == "escrow.import"]
+    assert (
+        imported["subject"] == OLD_EMAIL and imported["details"]["serial"] == org.imported[0].serial
+    )
     archived = [
         e["details"]["serial"]
         for e in events

@@ -70,9 +70,13 @@ def _prompt(what: str, *, confirm: bool) -> str:
         with open("/dev/tty"):
             pass
     except OSError:
+        options = (
+            "--pin-env VAR or --pin-file FILE"
+            if "PIN" in what
+            else ("--passphrase-env VAR or --passphrase-file FILE")
+        )
         raise PasswordError(
-            f"the {what} is needed and there is no terminal to ask: use "
-            "--passphrase-env VAR or --passphrase-file FILE"
+            f"the {what} is needed and there is no terminal to ask: use {options}"
         ) from None
     value: str = click.prompt(f"{what}", hide_input=True, confirmation_prompt=confirm)
     return value
@@ -107,10 +111,17 @@ def secret_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def _secrets(settings: Settings, kw: dict[str, Any], *, confirm: bool = False) -> Any:
     from mailseal.lifecycle.authority import Secrets
 
-    passphrase_env = kw.pop("passphrase_env", None) or settings.passphrase_env or None
-    passphrase_file = kw.pop("passphrase_file", None) or settings.passphrase_file or None
-    pin_env = kw.pop("pin_env", None) or settings.pkcs11_pin_env or None
-    pin_file = kw.pop("pin_file", None) or settings.pkcs11_pin_file or None
+    # an option given on the command line replaces what was remembered at init
+    passphrase_env = kw.pop("passphrase_env", None)
+    passphrase_file = kw.pop("passphrase_file", None)
+    if not (passphrase_env or passphrase_file):
+        passphrase_env = settings.passphrase_env or None
+        passphrase_file = settings.passphrase_file or None
+    pin_env = kw.pop("pin_env", None)
+    pin_file = kw.pop("pin_file", None)
+    if not (pin_env or pin_file):
+        pin_env = settings.pkcs11_pin_env or None
+        pin_file = settings.pkcs11_pin_file or None
     if settings.key_backend == "pkcs11":
         pin = _secret_from(pin_env, pin_file, "HSM PIN")
         if pin is None:
