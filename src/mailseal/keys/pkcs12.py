@@ -919,7 +919,14 @@ class _Reader:
                 if not isinstance(sealed, bytes):
                     raise IdentityError("a key bag of the PKCS#12 file has no content")
                 plain = self.decrypt(epki["encryption_algorithm"], sealed, "a private key")
-                self.add_key(plain, bag)
+                try:
+                    self.add_key(plain, bag)
+                except IdentityError:
+                    if self.mac_verified:
+                        raise
+                    # no MAC vouches for the password: a wrong one can still leave valid CBC
+                    # padding (one time in 256) and garbage that is no key
+                    raise self.decrypt_failed("a private key") from None
             elif bag_id == _KEY_BAG:
                 # untag: the DER of the PrivateKeyInfo without the [0] EXPLICIT around it
                 self.add_key(bag["bag_value"].untag().dump(), bag)
