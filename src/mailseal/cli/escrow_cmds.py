@@ -22,7 +22,7 @@ from cryptography import x509
 
 from mailseal.cli.ca_cmds import _open, _prompt, home_option, secret_options
 from mailseal.cli.ca_cmds import actor as _actor
-from mailseal.cli.io import read_file, read_password
+from mailseal.cli.io import read_file, read_password, write_new_file
 from mailseal.config import Settings, resolve_home
 from mailseal.errors import EscrowError, PasswordError, UsageError
 
@@ -61,22 +61,11 @@ def _officer_spec(spec: str) -> tuple[str, x509.Certificate | None]:
     return name, load_certificates(read_file(path, "officer certificate"), what=path)[0]
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UsageError(f"{path} exists already; choose another name") from None
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
 def _write_shares(target: Path, files: list[tuple[str, bytes]]) -> None:
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name, data in files:
         path = target / f"share-{''.join(c if c.isalnum() else '_' for c in name)}.json"
-        _write_new(path, data)
+        write_new_file(path, data)
         click.echo(f"share for {name}: {path}")
 
 
@@ -409,7 +398,7 @@ def escrow_deliver(
             authority,
             request_id,
             password,
-            lambda data: _write_new(target, data),
+            lambda data: write_new_file(target, data),
             token=token,
             actor=_actor(),
         )

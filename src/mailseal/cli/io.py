@@ -21,6 +21,7 @@ __all__ = [
     "load_cert_paths",
     "output_stream",
     "read_password",
+    "write_new_file",
 ]
 
 
@@ -119,3 +120,15 @@ def fail(message: str) -> None:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file, 0600; an existing file is never overwritten."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} exists already; choose another name") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)

@@ -10,15 +10,16 @@ transport; keep such files only as long as the import takes.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from mailseal.cli.io import read_file, read_password
+from mailseal.cli.io import read_file, read_password, write_new_file
 from mailseal.errors import UsageError
+from mailseal.keys.pkcs12 import Pkcs12Contents
 
 __all__ = ["pkcs12_group"]
 
@@ -64,7 +65,9 @@ def _gpgsm22_misreads(data: bytes, password: bytes) -> bool:
     return False
 
 
-def _read(path: str, password_env: str | None, password_file: str | None) -> tuple[bytes, object]:
+def _read(
+    path: str, password_env: str | None, password_file: str | None
+) -> tuple[bytes, Pkcs12Contents]:
     from mailseal.keys.pkcs12 import read_pkcs12
 
     data = read_file(path, "PKCS#12 file")
@@ -88,21 +91,21 @@ def pkcs12_list(
 ) -> None:
     """The keys and certificates in a PKCS#12 file."""
     _, contents = _read(path, password_env, password_file)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "serial": format(e.certificate.serial_number, "x"),
             "subject": e.certificate.subject.rfc4514_string(),
             "not_after": e.certificate.not_valid_after_utc.isoformat(),
             "name": e.friendly_name,
         }
-        for e in contents.entries  # type: ignore[attr-defined]
+        for e in contents.entries
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
         click.echo(f"{r['serial']}  until {r['not_after'][:10]}  {r['subject']}")
-    extra = len(contents.extra_certificates)  # type: ignore[attr-defined]
+    extra = len(contents.extra_certificates)
     click.echo(f"{len(rows)} key(s) with certificates, {extra} other certificate(s)")
 
 
@@ -122,7 +125,7 @@ def pkcs12_split(
     """One PKCS#12 file per key, each with its certificate and the CA certificates, under the
     same password."""
     password, contents = _read(path, password_env, password_file)
-    entries = contents.entries  # type: ignore[attr-defined]
+    entries = contents.entries
     if not entries:
         raise UsageError(f"{path} holds no private key with its certificate")
     builder = serialization.PrivateFormat.PKCS12.encryption_builder()
@@ -147,18 +150,13 @@ def pkcs12_split(
         for _attempt in range(64):
             data = pkcs12.serialize_key_and_certificates(
                 name,
-                entry.key,
+                entry.key,  # type: ignore[arg-type]  # the reader yields RSA, EC and EdDSA keys only
                 entry.certificate,
-                list(contents.extra_certificates) or None,  # type: ignore[attr-defined]
+                list(contents.extra_certificates) or None,
                 encryption,
             )
             if not legacy or not _gpgsm22_misreads(data, password):
                 break
         out = target / f"{serial}.p12"
-        try:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise UsageError(f"{out} exists already") from None
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        write_new_file(out, data)
         click.echo(f"wrote {out}")

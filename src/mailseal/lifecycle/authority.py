@@ -42,7 +42,7 @@ from mailseal.keys.base import PrivateKey
 from mailseal.keys.files import load_key_file, save_key_file
 from mailseal.keys.software import SoftwareKey
 from mailseal.lifecycle.audit import audit_key
-from mailseal.lifecycle.escrow import seal_for
+from mailseal.lifecycle.escrow import record_id, seal_for
 from mailseal.pki import ca as pki_ca
 from mailseal.pki import crl as pki_crl
 from mailseal.pki import issue as pki_issue
@@ -1149,11 +1149,6 @@ def seal_share_for(
         fingerprint = hashlib.sha256(_der(secret)).hexdigest()
         return seal_share_to_certificate(escrow, share, secret), f"certificate {fingerprint}"
     return seal_share(escrow, share, secret, cost=cost or KDF_MODERATE), "passphrase"
-
-
-def record_id(ca_id: int, serial: int) -> bytes:
-    """What an archived key's record is bound to: its CA and certificate serial."""
-    return f"ca={ca_id};serial={repo.serial_hex(serial)}".encode()
 
 
 def _key_type_name(pub: Any) -> str:

@@ -78,12 +78,21 @@ def escrow_from_row(row: Any) -> th.EscrowSet:
     )
 
 
+def record_id(ca_id: int, serial: int) -> bytes:
+    """What the record of a key certified here is bound to: its CA and certificate serial."""
+    return f"ca={ca_id};serial={serial:x}".encode()
+
+
+def _record_id(certificate: Any, fingerprint: str | None) -> bytes:
+    if certificate is not None:
+        return record_id(certificate.ca_id, int(certificate.serial, 16))
+    return f"imported;sha256={fingerprint}".encode()
+
+
 def record_id_for(row: Any) -> bytes:
     """What an archived key's record is bound to: its CA and serial for a certificate issued
     here, the certificate's SHA-256 for an imported one."""
-    if row.certificate is not None:
-        return f"ca={row.certificate.ca_id};serial={row.certificate.serial}".encode()
-    return f"imported;sha256={row.fingerprint}".encode()
+    return _record_id(row.certificate, row.fingerprint)
 
 
 def _record_certificate(row: Any) -> x509.Certificate:
@@ -626,12 +635,11 @@ def import_pkcs12(
                         f"the key of certificate {format(cert.serial_number, 'x')} is archived"
                         " already"
                     )
-                ours = _our_certificate(authority, s, cert)
+                ours = _our_certificate(s, cert)
                 if ours is not None and ours.usage == "signing":
                     raise EscrowError("this is a signing certificate: its key is never archived")
                 mailbox = repo.get_or_create_person_mailbox(s, addresses[0], addresses[0])
-                row_like = _RecordId(ours, subject)
-                columns = seal_for(set_row, record_id_for(row_like), _pkcs8(entry.key))
+                columns = seal_for(set_row, _record_id(ours, subject), _pkcs8(entry.key))
                 repo.add_escrow_record(
                     s,
                     escrow_set=set_row,
@@ -661,19 +669,12 @@ def import_pkcs12(
         raise
 
 
-@dataclass(frozen=True)
-class _RecordId:
-    certificate: Any
-    fingerprint: str
-
-
-def _our_certificate(authority: Authority, s: Session, cert: x509.Certificate) -> Any:
+def _our_certificate(s: Session, cert: x509.Certificate) -> Any:
     """Our certificate row when ``cert`` was issued by one of our CAs."""
     der = cert.public_bytes(serialization.Encoding.DER)
     for row in repo.find_certificates_by_serial(s, cert.serial_number):
         if bytes(row.der) == der:
             return row
-    del authority
     return None
 
 
