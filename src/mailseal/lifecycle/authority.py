@@ -543,7 +543,7 @@ class Authority:
         signer = self._signer(ISSUING)
         now = _now()
         with self.db.session() as s:
-            mailbox = repo.get_or_create_person_mailbox(s, email, name or email)
+            mailbox = repo.mailbox_id(s, email, name or email)
             ca_id = self._ca(ISSUING).id
             # looked up in every issuance transaction: an escrow set created by another
             # process since is never missed
@@ -551,10 +551,11 @@ class Authority:
             escrow_row = None if escrow_id is None else repo.active_escrow_set(s)
             for issued in out:
                 c = issued.certificate
+                der = _der(c)
                 archived = False
-                row = repo.add_certificate(
+                row_id = repo.insert_certificate(
                     s,
-                    ca=ca_id,
+                    ca_id=ca_id,
                     serial=c.serial_number,
                     subject=c.subject.rfc4514_string(),
                     sans=[email],
@@ -563,8 +564,8 @@ class Authority:
                     key_type=_key_type_name(c.public_key()),
                     not_before=c.not_valid_before_utc,
                     not_after=c.not_valid_after_utc,
-                    der=_der(c),
-                    mailbox=mailbox,
+                    der=der,
+                    mailbox_id=mailbox,
                 )
                 if escrow_row is not None and issued.usage == "encryption" and issued.key:
                     # archived in the same transaction: a key that cannot be archived is not
@@ -578,12 +579,12 @@ class Authority:
                             serialization.NoEncryption(),
                         ),
                     )
-                    repo.add_escrow_record(
+                    repo.insert_escrow_record(
                         s,
-                        escrow_set=escrow_row,
-                        certificate=row,
-                        fingerprint=hashlib.sha256(row.der).hexdigest(),
-                        mailbox=mailbox,
+                        escrow_set_id=escrow_row.id,
+                        certificate_id=row_id,
+                        mailbox_id=mailbox,
+                        fingerprint=hashlib.sha256(der).hexdigest(),
                         **columns,
                     )
                     archived = True

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
 from mailseal.store.models import AuditCheckpoint, AuditEvent
@@ -96,11 +96,14 @@ def _key(session: Session) -> bytes:
     return key if isinstance(key, bytes) else b""
 
 
+_EVENTS: Final[Table] = AuditEvent.metadata.tables[AuditEvent.__tablename__]
+_INSERT = _EVENTS.insert()
+_HEAD_ROW = select(_EVENTS.c.id, _EVENTS.c.entry_hash).order_by(_EVENTS.c.id.desc()).limit(1)
+
+
 def head(session: Session) -> tuple[int, bytes]:
     """The id and hash of the newest event (0 and the genesis hash for an empty log)."""
-    row = session.execute(
-        select(AuditEvent.id, AuditEvent.entry_hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).first()
+    row = session.connection().execute(_HEAD_ROW).first()
     if row is None:
         return 0, GENESIS
     return int(row[0]), bytes(row[1] or b"")
@@ -115,8 +118,9 @@ def append(
     details: dict[str, Any] | None = None,
     outcome: str = "ok",
     at: datetime | None = None,
-) -> AuditEvent:
-    """Chain a new event onto the log, in ``session``'s transaction."""
+) -> int:
+    """Chain a new event onto the log, in ``session``'s transaction (one INSERT, at once);
+    returns the event's id."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     cached = session.info.get(_HEAD)
@@ -140,20 +144,22 @@ def append(
         details=payload,
         prev=last_hash,
     )
-    event = AuditEvent(
-        id=event_id,
-        at=when,
-        actor=actor,
-        action=action,
-        subject=subject,
-        details=payload,
-        outcome=outcome,
-        prev_hash=last_hash,
-        entry_hash=digest,
+    session.connection().execute(
+        _INSERT,
+        {
+            "id": event_id,
+            "at": when,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": payload,
+            "outcome": outcome,
+            "prev_hash": last_hash,
+            "entry_hash": digest,
+        },
     )
-    session.add(event)
     session.info[_HEAD] = (event_id, digest)
-    return event
+    return event_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -74,8 +74,11 @@ __all__ = [
     "get_mailbox",
     "get_ocsp_response",
     "get_or_create_person_mailbox",
+    "insert_certificate",
+    "insert_escrow_record",
     "latest_crl",
     "list_audit_events",
+    "mailbox_id",
     "next_crl_number",
     "ocsp_responses_due",
     "put_ocsp_response",
@@ -130,6 +133,13 @@ def _ca_label(ca: CA | int) -> str:
     return f"CA {ca}" if isinstance(ca, int) else f"CA {ca.name!r}"
 
 
+def _duplicate_serial(ca: CA | int, hex_serial: str) -> str:
+    return (
+        f"{_ca_label(ca)} has already issued serial {hex_serial}: serial numbers must be "
+        "unique per CA; issue again with a fresh random serial"
+    )
+
+
 def _check(value: str, allowed: Sequence[str], what: str) -> None:
     if value not in allowed:
         raise UsageError(f"unknown {what} {value!r}; use one of: {', '.join(allowed)}")
@@ -139,6 +149,11 @@ def _aware(value: datetime, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise UsageError(f"{what} must be a timezone-aware datetime, not {value.isoformat()}")
     return value
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of a mapped class (for the statements of the hot paths)."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 def _writable(session: Session, what: str) -> None:
@@ -300,10 +315,7 @@ def add_certificate(
     )
     if isinstance(mailbox, Mailbox):
         cert.mailbox = mailbox  # also a mailbox added in this transaction and not flushed yet
-    duplicate = (
-        f"{_ca_label(ca)} has already issued serial {hex_serial}: serial numbers must be "
-        "unique per CA; issue again with a fresh random serial"
-    )
+    duplicate = _duplicate_serial(ca, hex_serial)
     if session.get_bind().dialect.name == "sqlite":
         # writers are serialised (BEGIN IMMEDIATE): a lookup decides, cheaper than a savepoint;
         # the UNIQUE constraint still stands behind it
@@ -313,6 +325,95 @@ def add_certificate(
         return cert
     _insert(session, cert, duplicate)
     return cert
+
+
+# -- the issuance path in Core statements ------------------------------------------------------
+#
+# Authority.issue writes a mailbox, certificates, their OCSP responses and audit events in one
+# transaction. These functions do it with plain INSERTs and one-column SELECTs instead of the
+# ORM's unit of work, which costs more than signing the certificate.
+
+_PEOPLE = _table(Person)
+_MAILBOXES = _table(Mailbox)
+_CERTIFICATES = _table(Certificate)
+_MAILBOX_ID = select(_MAILBOXES.c.id).where(_MAILBOXES.c.address == bindparam("address"))
+_INSERT_PERSON = _PEOPLE.insert().returning(_PEOPLE.c.id)
+_INSERT_MAILBOX = _MAILBOXES.insert().returning(_MAILBOXES.c.id)
+_INSERT_MAILBOX_PG = (
+    pg_insert(_MAILBOXES)
+    .on_conflict_do_nothing(index_elements=["address"])
+    .returning(_MAILBOXES.c.id)
+)
+_DELETE_PERSON = delete(_PEOPLE).where(_PEOPLE.c.id == bindparam("person_id"))
+_INSERT_CERTIFICATE = _CERTIFICATES.insert().returning(_CERTIFICATES.c.id)
+
+
+def mailbox_id(session: Session, address: str, name: str) -> int:
+    """The id of the mailbox of ``address``, created with a new person called ``name`` when
+    there is none (an existing mailbox keeps its person)."""
+    _writable(session, "mailbox_id()")
+    normalised = _normalise_address(address)
+    conn = session.connection()
+    found = conn.execute(_MAILBOX_ID, {"address": normalised}).scalar()
+    if found is not None:
+        return int(found)
+    now = utcnow()
+    person = conn.execute(_INSERT_PERSON, {"name": name, "created_at": now}).scalar_one()
+    values = {"person_id": person, "address": normalised, "created_at": now}
+    if conn.dialect.name != "postgresql":
+        # SQLite writers are serialised (BEGIN IMMEDIATE): nobody created it since the SELECT
+        return int(conn.execute(_INSERT_MAILBOX, values).scalar_one())
+    made = conn.execute(_INSERT_MAILBOX_PG, values).scalar()
+    if made is not None:
+        return int(made)
+    # another process created it between our SELECT and INSERT: use theirs
+    conn.execute(_DELETE_PERSON, {"person_id": person})
+    return int(conn.execute(_MAILBOX_ID, {"address": normalised}).scalar_one())
+
+
+def insert_certificate(
+    session: Session,
+    *,
+    ca_id: int,
+    serial: int,
+    subject: str,
+    sans: Sequence[str],
+    profile: str,
+    usage: str,
+    key_type: str,
+    not_before: datetime,
+    not_after: datetime,
+    der: bytes,
+    mailbox_id: int | None,
+) -> int:
+    """Record an issued certificate and return its row id (as :func:`add_certificate`, in one
+    INSERT). A serial the CA has issued before raises :class:`DuplicateError`: the
+    UNIQUE(ca_id, serial) constraint decides, and the transaction must then be abandoned."""
+    _writable(session, "insert_certificate()")
+    _check(usage, CERT_USAGES, "certificate usage")
+    hex_serial = serial_hex(serial)
+    values = {
+        "ca_id": ca_id,
+        "serial": hex_serial,
+        "subject": subject,
+        "sans": list(sans),
+        "profile": profile,
+        "usage": usage,
+        "key_type": key_type,
+        "status": "valid",
+        "not_before": _aware(not_before, "not_before"),
+        "not_after": _aware(not_after, "not_after"),
+        "key_ref": None,
+        "der": der,
+        "mailbox_id": mailbox_id,
+        "created_at": utcnow(),
+    }
+    try:
+        return int(session.connection().execute(_INSERT_CERTIFICATE, values).scalar_one())
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            raise DuplicateError(_duplicate_serial(ca_id, hex_serial)) from exc
+        raise StoreError(f"the database refused the change: {str(exc.orig).strip()}") from exc
 
 
 def get_certificate(session: Session, ca: CA | int, serial: int | str) -> Certificate | None:
@@ -576,6 +677,9 @@ def put_ocsp_response(
     session.execute(stmt)
 
 
+_INSERT_OCSP = _table(OCSPResponse).insert()
+
+
 def add_ocsp_response(
     session: Session,
     ca: CA | int,
@@ -586,15 +690,16 @@ def add_ocsp_response(
     der: bytes,
 ) -> None:
     """Store the first pre-signed OCSP response of a certificate issued in this transaction
-    (a plain insert, flushed with the certificate; :func:`put_ocsp_response` replaces one)."""
-    session.add(
-        OCSPResponse(
-            ca_id=_ca_id(ca),
-            serial=serial_hex(serial),
-            produced_at=_aware(produced_at, "produced_at"),
-            next_update=_aware(next_update, "next_update"),
-            der=der,
-        )
+    (one plain INSERT; :func:`put_ocsp_response` replaces one)."""
+    session.connection().execute(
+        _INSERT_OCSP,
+        {
+            "ca_id": _ca_id(ca),
+            "serial": serial_hex(serial),
+            "produced_at": _aware(produced_at, "produced_at"),
+            "next_update": _aware(next_update, "next_update"),
+            "der": der,
+        },
     )
 
 
@@ -754,13 +859,13 @@ def append_audit(
     at: datetime | None = None,
     outcome: str = "ok",
     flush: bool = True,
-) -> AuditEvent:
+) -> int:
     """Chain an event onto the audit log (in the session's transaction, so it is recorded
-    exactly when the change it describes is; see :mod:`mailseal.store.audit`). Never put
-    secrets in ``details``. ``flush=False`` leaves the insert to the next flush or the
-    commit."""
+    exactly when the change it describes is; see :mod:`mailseal.store.audit`) and return
+    its id. Never put secrets in ``details``. The event is inserted at once; ``flush`` also
+    flushes the rows the session's unit of work holds, so that their errors surface here."""
     _writable(session, "append_audit()")
-    event = _audit.append(
+    event_id = _audit.append(
         session,
         actor=actor,
         action=action,
@@ -771,7 +876,7 @@ def append_audit(
     )
     if flush:
         session.flush()
-    return event
+    return event_id
 
 
 def list_audit_events(
@@ -841,14 +946,18 @@ def add_escrow_set(
     return row
 
 
+_ESCROW_SETS = _table(EscrowSet)
 _ACTIVE_ESCROW_ID = (
-    select(EscrowSet.id).where(EscrowSet.active.is_(True)).order_by(EscrowSet.id.desc()).limit(1)
+    select(_ESCROW_SETS.c.id)
+    .where(_ESCROW_SETS.c.active.is_(True))
+    .order_by(_ESCROW_SETS.c.id.desc())
+    .limit(1)
 )
 
 
 def active_escrow_set_id(session: Session) -> int | None:
     """The id of the active escrow set (a one-column lookup for the issuance path)."""
-    found = session.execute(_ACTIVE_ESCROW_ID).scalar()
+    found = session.connection().execute(_ACTIVE_ESCROW_ID).scalar()
     return None if found is None else int(found)
 
 
@@ -893,6 +1002,44 @@ def add_escrow_record(
     )
     session.add(row)
     return row
+
+
+def insert_escrow_record(
+    session: Session,
+    *,
+    escrow_set_id: int,
+    certificate_id: int,
+    mailbox_id: int | None,
+    fingerprint: str,
+    ephemeral: bytes,
+    nonce: bytes,
+    ciphertext: bytes,
+    masked: bytes | None = None,
+    wrapped_key: bytes | None = None,
+) -> None:
+    """Archive the sealed key of a certificate issued in this transaction (one INSERT; the
+    issuance path's :func:`add_escrow_record`)."""
+    _writable(session, "insert_escrow_record()")
+    session.connection().execute(
+        _INSERT_ESCROW_RECORD,
+        {
+            "escrow_set_id": escrow_set_id,
+            "certificate_id": certificate_id,
+            "ephemeral": ephemeral,
+            "masked": masked,
+            "wrapped_key": wrapped_key,
+            "nonce": nonce,
+            "ciphertext": ciphertext,
+            "fingerprint": fingerprint,
+            "source": "issued",
+            "mailbox_id": mailbox_id,
+            "certificate_der": None,
+            "created_at": utcnow(),
+        },
+    )
+
+
+_INSERT_ESCROW_RECORD = _table(EscrowRecord).insert()
 
 
 def escrow_record_by_fingerprint(session: Session, fingerprint: str) -> EscrowRecord | None:

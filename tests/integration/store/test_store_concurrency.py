@@ -12,11 +12,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from mailseal.errors import DuplicateError, MailsealError, StoreError
-from mailseal.store import CA, Certificate, Database, Job, repo
+from mailseal.store import CA, Certificate, Database, Job, Mailbox, Person, repo
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 THREADS = 4
@@ -49,18 +50,26 @@ def run_threads(target: Callable[[int], object], n: int = THREADS) -> list[objec
     return results
 
 
-def test_same_serial_racing_threads_exactly_one_wins(db: Database) -> None:
+@pytest.mark.parametrize("path", ["add_certificate", "insert_certificate"])
+def test_same_serial_racing_threads_exactly_one_wins(db: Database, path: str) -> None:
+    """One serial wins, the others get DuplicateError: through the ORM (add_certificate) and
+    through the issuance path's single INSERT (insert_certificate)."""
     ca = make_ca(db)
     barrier = threading.Barrier(THREADS, timeout=60)
+    fields: dict[str, Any] = {
+        "serial": 0xC0FFEE, "sans": [], "profile": "mailbox-strict", "usage": "signing",
+        "key_type": "rsa-2048", "not_before": T0, "not_after": T0, "der": b"x",
+    }  # fmt: skip
 
     def issue(i: int) -> str:
         barrier.wait()
         with db.session() as s:
-            repo.add_certificate(
-                s, ca=ca.id, serial=0xC0FFEE, subject=f"CN=thread {i}", sans=[],
-                profile="mailbox-strict", usage="signing", key_type="rsa-2048",
-                not_before=T0, not_after=T0, der=b"x",
-            )  # fmt: skip
+            if path == "add_certificate":
+                repo.add_certificate(s, ca=ca.id, subject=f"CN=thread {i}", **fields)
+            else:
+                repo.insert_certificate(
+                    s, ca_id=ca.id, subject=f"CN=thread {i}", mailbox_id=None, **fields
+                )
             time.sleep(0.2)  # hold the uncommitted row while the others try
         return "issued"
 
@@ -71,6 +80,25 @@ def test_same_serial_racing_threads_exactly_one_wins(db: Database) -> None:
     }, results
     with db.session(readonly=True) as s:
         assert repo.count_rows(s, Certificate) == 1
+
+
+def test_one_mailbox_for_racing_threads(db: Database) -> None:
+    """Threads creating the same mailbox at once all get one mailbox and one person."""
+    barrier = threading.Barrier(THREADS, timeout=60)
+
+    def create(i: int) -> int:
+        barrier.wait()
+        with db.session() as s:
+            found = repo.mailbox_id(s, "Shared@example.org", f"person {i}")
+            time.sleep(0.2)
+            return found
+
+    results = run_threads(create)
+    assert all(isinstance(r, int) for r in results), results
+    assert len(set(results)) == 1
+    with db.session(readonly=True) as s:
+        assert repo.count_rows(s, Mailbox) == 1
+        assert repo.count_rows(s, Person) == 1
 
 
 def test_crl_numbers_never_repeat_across_threads(db: Database) -> None:

@@ -129,6 +129,45 @@ def test_duplicate_serial_refused(db: Database) -> None:
         assert repo.count_rows(s, Certificate) == 1
 
 
+def test_issuance_path_statements(db: Database) -> None:
+    """The Core statements of Authority.issue: mailbox created once and reused, certificate
+    rows as add_certificate makes them, a repeated serial refused with nothing kept."""
+    ca = make_ca(db)
+    with db.session() as s:
+        box = repo.mailbox_id(s, " Carol@Example.ORG ", "Carol")
+        assert repo.mailbox_id(s, "carol@example.org", "Someone else") == box
+        row_id = repo.insert_certificate(
+            s, ca_id=ca.id, serial=0x0BEEF, subject="CN=carol", sans=["carol@example.org"],
+            profile="mailbox-strict", usage="encryption", key_type="ec-p256", not_before=T0,
+            not_after=T0 + timedelta(days=30), der=b"\x30\x00", mailbox_id=box,
+        )  # fmt: skip
+        repo.add_ocsp_response(
+            s, ca.id, 0x0BEEF, produced_at=T0, next_update=T0 + timedelta(days=1), der=b"r"
+        )
+    with db.session(readonly=True) as s:
+        got = repo.get_certificate(s, ca, "beef")
+        assert got is not None and got.id == row_id
+        assert got.mailbox is not None and got.mailbox.id == box
+        assert got.mailbox.person.name == "Carol"
+        assert got.sans == ["carol@example.org"] and got.status == "valid"
+        assert got.not_after == T0 + timedelta(days=30)
+        assert repo.get_ocsp_response(s, ca, "beef") is not None
+    with pytest.raises(DuplicateError, match="already issued serial beef"), db.session() as s:
+        other = repo.mailbox_id(s, "dave@example.org", "Dave")
+        repo.insert_certificate(
+            s, ca_id=ca.id, serial=0xBEEF, subject="CN=dave", sans=[], profile="mailbox-strict",
+            usage="signing", key_type="ec-p256", not_before=T0, not_after=T0, der=b"",
+            mailbox_id=other,
+        )  # fmt: skip
+    with db.session(readonly=True) as s:
+        assert repo.count_rows(s, Certificate) == 1
+        assert repo.get_mailbox(s, "dave@example.org") is None  # the whole transaction went
+    with pytest.raises(UsageError), db.session() as s:
+        repo.mailbox_id(s, "not an address", "X")
+    with pytest.raises(UsageError), db.session(readonly=True) as s:
+        repo.mailbox_id(s, "erin@example.org", "Erin")
+
+
 def test_duplicate_keeps_the_transaction_usable(db: Database) -> None:
     ca = make_ca(db)
     issue(db, ca, 7)
