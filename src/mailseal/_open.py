@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import io
 import tempfile
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from mailseal.errors import (
 from mailseal.keys.base import Decrypter, HashName
 from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
+from mailseal.memo import per_object
 from mailseal.mime import envelope as E
 from mailseal.mime import headers as H
 from mailseal.mime.reader import CHUNK, PartReader, Reader, read_header_block
@@ -112,7 +112,7 @@ def recipient_from_signed(message: bytes, *, limits: Limits = DEFAULT_LIMITS) ->
     raise NotSMIME("the signed message has no intact signature to take a recipient from")
 
 
-@functools.lru_cache(maxsize=1024)
+@per_object()
 def _who(cert: x509.Certificate) -> str:
     addrs = certificate_addresses(cert)
     return addrs[0] if addrs else name_of(cert)
@@ -122,30 +122,34 @@ def check_recipient(cert: x509.Certificate, *, at: _dt.datetime | None = None) -
     """Refuse a certificate that cannot be used to encrypt to (dates, key usage, purpose)."""
     now = at or _dt.datetime.now(_dt.UTC)
     try:
-        if now < cert.not_valid_before_utc:
-            raise IdentityError(f"cannot encrypt to {_who(cert)}: the certificate is not valid yet")
-        if now > cert.not_valid_after_utc:
-            raise IdentityError(
-                f"cannot encrypt to {_who(cert)}: the certificate expired on "
-                f"{cert.not_valid_after_utc.date().isoformat()}"
-            )
-    except IdentityError:
-        raise
+        not_before, not_after = _validity(cert)
     except Exception as exc:
         raise IdentityError(
             f"cannot encrypt to {_who(cert)}: the certificate is unusable ({exc})"
         ) from None
+    if now < not_before:
+        raise IdentityError(f"cannot encrypt to {_who(cert)}: the certificate is not valid yet")
+    if now > not_after:
+        raise IdentityError(
+            f"cannot encrypt to {_who(cert)}: the certificate expired on "
+            f"{not_after.date().isoformat()}"
+        )
     problems = _usage_problems(cert)
     if problems:
         raise IdentityError(f"cannot encrypt to {_who(cert)}: " + "; ".join(problems))
 
 
-@functools.lru_cache(maxsize=1024)
+@per_object()
+def _validity(cert: x509.Certificate) -> tuple[_dt.datetime, _dt.datetime]:
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
+@per_object()
 def _public_key_of(cert: x509.Certificate) -> object:
     return cert.public_key()
 
 
-@functools.lru_cache(maxsize=1024)
+@per_object()
 def _usage_problems(cert: x509.Certificate) -> tuple[str, ...]:
     """What keeps a certificate from receiving encrypted mail, whatever the date (cached)."""
     try:
@@ -256,12 +260,14 @@ def _recipients(
     sender: x509.Certificate | None,
 ) -> list[Recipient]:
     out: list[Recipient] = []
+    given = [*recipients, *([sender] if sender is not None else [])]
     seen: set[x509.Certificate] = set()
-    for r in [*recipients, *([sender] if sender is not None else [])]:
+    for r in given:
         rec = r if isinstance(r, Recipient) else Recipient(r)
-        if rec.certificate in seen:
-            continue
-        seen.add(rec.certificate)
+        if len(given) > 1:  # equal certificates given twice count once (hashing one costs µs)
+            if rec.certificate in seen:
+                continue
+            seen.add(rec.certificate)
         out.append(rec)
     if not out:
         raise UsageError("at least one recipient is needed")

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers import (
     algorithms,
     modes,
 )
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mailseal.asn1 import der
 from mailseal.asn1 import oids as O
@@ -97,6 +98,8 @@ _UNSUPPORTED_NAMES: Final[dict[str, str]] = {
 
 #: ``update_into`` needs ``out`` at least ``len(data) + UPDATE_INTO_SLACK`` bytes long.
 UPDATE_INTO_SLACK: Final = 2 * _BLOCK
+#: the most content :meth:`ContentEncryptor.seal` takes in one call
+SEAL_MAX: Final = 16 << 20
 
 _WRONG_KEY = "the message cannot be decrypted: wrong key or corrupted ciphertext"
 _TAMPERED = (
@@ -146,9 +149,11 @@ class ContentEncryptor:
     """
 
     __slots__ = (
+        "_aad",
         "_ctx",
         "_done",
         "_gcm",
+        "_key",
         "_length",
         "_scratch",
         "_tag",
@@ -167,26 +172,60 @@ class ContentEncryptor:
         self._scratch = _Scratch()
         self._tag: bytes | None = None
         self._done = False
+        # the cipher context is made on first use: content sealed in one piece (seal) needs none
+        self._ctx: CipherContext | None = None
+        self._gcm: AEADEncryptionContext | None = None
+        self._key: bytes | None = key
         if cipher.aead:
+            self._aad = aad or None
             self.iv = os.urandom(_GCM_NONCE)
-            gcm = Cipher(_aes(key), modes.GCM(self.iv)).encryptor()
-            if aad:
-                gcm.authenticate_additional_data(aad)
-            self._ctx: CipherContext = gcm
-            self._gcm: AEADEncryptionContext | None = gcm
             # RFC 5084 §3.2 GCMParameters ::= SEQUENCE { aes-nonce OCTET STRING (12),
             #   aes-ICVlen INTEGER DEFAULT 12 }: the 16-byte tag must be stated
             params = der.sequence(der.octet_string(self.iv), der.integer(_GCM_TAG))
         else:
             if aad is not None:
                 raise UsageError(f"{cipher.name} cannot authenticate additional data")
+            self._aad = None
             self.iv = os.urandom(_BLOCK)
-            self._ctx = Cipher(_aes(key), modes.CBC(self.iv)).encryptor()
-            self._gcm = None
             # RFC 3565: the parameter is the IV as an OCTET STRING
             params = der.octet_string(self.iv)
         #: the contentEncryptionAlgorithm AlgorithmIdentifier, DER
         self.algorithm_der: bytes = der.sequence(der.oid(cipher.oid), params)
+
+    def _context(self) -> CipherContext:
+        if self._ctx is not None:
+            return self._ctx
+        if self._key is None:
+            raise UsageError("the content encryptor was already used")
+        if self.cipher.aead:
+            gcm = Cipher(_aes(self._key), modes.GCM(self.iv)).encryptor()
+            if self._aad:
+                gcm.authenticate_additional_data(self._aad)
+            self._gcm = gcm
+            self._ctx = gcm
+        else:
+            self._ctx = Cipher(_aes(self._key), modes.CBC(self.iv)).encryptor()
+        self._key = None
+        return self._ctx
+
+    def seal(self, plaintext: bytes) -> bytes:
+        """Encrypt the whole content in one call (instead of ``update`` and ``finalize``; for
+        content held in memory, at most :data:`SEAL_MAX` bytes). For GCM the :attr:`tag` is
+        then available."""
+        if self._done or self._ctx is not None or self._key is None:
+            raise UsageError("seal() encrypts the whole content of a fresh encryptor")
+        if len(plaintext) > SEAL_MAX:
+            raise UsageError(f"seal() takes at most {SEAL_MAX} bytes; use update()")
+        key, self._key = self._key, None
+        self._done = True
+        self._length = len(plaintext)
+        if self.cipher.aead:
+            out = AESGCM(key).encrypt(self.iv, plaintext, self._aad)
+            self._tag = out[-_GCM_TAG:]
+            return out[:-_GCM_TAG]
+        pad = _BLOCK - len(plaintext) % _BLOCK
+        ctx = Cipher(_aes(key), modes.CBC(self.iv)).encryptor()
+        return ctx.update(plaintext + bytes((pad,)) * pad) + ctx.finalize()
 
     @staticmethod
     def ciphertext_length(cipher: ContentCipher, plaintext_length: int) -> int:
@@ -208,8 +247,9 @@ class ContentEncryptor:
         if self._done:
             raise UsageError("the content encryptor was already finalized")
         self._length += len(data)
+        ctx = self._ctx if self._ctx is not None else self._context()
         try:
-            return self._ctx.update_into(data, out)
+            return ctx.update_into(data, out)
         except ValueError as exc:  # GCM refuses more than 2^36 - 32 bytes (NIST SP 800-38D)
             raise LimitExceeded(
                 f"too much content for one {self.cipher.name} key ({exc})"
@@ -220,6 +260,7 @@ class ContentEncryptor:
         nothing for GCM (whose :attr:`tag` is then available)."""
         if self._done:
             raise UsageError("the content encryptor was already finalized")
+        ctx = self._context()
         self._done = True
         self._scratch = _Scratch()
         if self._gcm is not None:
@@ -227,7 +268,7 @@ class ContentEncryptor:
             self._tag = self._gcm.tag
             return out
         pad = _BLOCK - self._length % _BLOCK
-        return self._ctx.update(bytes((pad,)) * pad) + self._ctx.finalize()
+        return ctx.update(bytes((pad,)) * pad) + ctx.finalize()
 
     @property
     def tag(self) -> bytes:

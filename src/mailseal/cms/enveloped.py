@@ -153,8 +153,7 @@ class EnvelopeWriter:
             return
         self._closed = True
         if self._buffer is not None:
-            plaintext = b"".join(self._buffer)
-            ciphertext = self._enc.update(plaintext) + self._enc.finalize()
+            ciphertext = self._enc.seal(b"".join(self._buffer))
             self._buffer = []
             eci = der.sequence(
                 der.oid(O.ID_DATA), self._enc.algorithm_der, der.tlv(0x80, ciphertext)

@@ -20,7 +20,6 @@ Algorithms are tables (DESIGN.md rule 5); every malformed input ends in a
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from mailseal.errors import (
 )
 from mailseal.keys.base import Decrypter, HashName, KeyTransport, KeyType
 from mailseal.keys.software import hash_algorithm
+from mailseal.memo import per_object
 
 __all__ = [
     "KeyAgreement",
@@ -266,7 +266,7 @@ _OAEP_SHA256: Final = padding.OAEP(
 _PKCS1_ALG: Final = der.sequence(der.oid(O.RSA_ENCRYPTION), der.null())
 
 
-@functools.lru_cache(maxsize=1024)
+@per_object()
 def _issuer_and_serial(cert: x509.Certificate) -> bytes:
     """IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER }."""
     return der.sequence(cert.issuer.public_bytes(), der.integer(cert.serial_number))
@@ -321,7 +321,7 @@ def _derive_kek(
     return HKDF(algorithm=h, length=kek_size, salt=ukm, info=info).derive(shared)
 
 
-@functools.lru_cache(maxsize=1024)
+@per_object()
 def _public_key(cert: x509.Certificate) -> object:
     try:
         return cert.public_key()

@@ -24,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from mailseal.asn1 import oids as O
 from mailseal.errors import InputError, UsageError
+from mailseal.memo import per_object
 from mailseal.validation.algorithms import key_weakness
 from mailseal.validation.cache import CertificateCache
 from mailseal.validation.fetch import Fetcher
@@ -57,8 +58,10 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+@per_object()
 def certificate_addresses(cert: x509.Certificate) -> tuple[str, ...]:
-    """rfc822Name and SmtpUTF8Mailbox SAN entries, then subject emailAddress values."""
+    """rfc822Name and SmtpUTF8Mailbox SAN entries, then subject emailAddress values (cached
+    per certificate: the same sender's certificate arrives with every message)."""
     out: list[str] = []
     with contextlib.suppress(Exception):  # undecodable extensions or names: what was found
         _collect_addresses(cert, out)

@@ -75,6 +75,39 @@ def decrypt(
     return b"".join(out)
 
 
+@pytest.mark.parametrize("cipher", ALL, ids=lambda c: c.name)
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 1000, 70_000])
+def test_seal_in_one_call_matches_the_streaming_form(cipher: ContentCipher, size: int) -> None:
+    """seal() (one call, no cipher context kept) gives what update + finalize give: the same
+    length, the same tag handling, and a ciphertext the decryptor opens."""
+    key = new_key(cipher)
+    data = os.urandom(size)
+    aad = {"aad": b"authenticated attributes"} if cipher.aead else {}
+    enc = ContentEncryptor(cipher, key, **aad)
+    ct = enc.seal(data)
+    assert len(ct) == ContentEncryptor.ciphertext_length(cipher, size)
+    assert decrypt(enc, key, ct, 4096, **aad) == data
+    if cipher.aead:
+        assert len(enc.tag) == 16
+        with pytest.raises(DecryptionError):
+            decrypt(enc, key, ct, 4096, aad=b"other attributes")
+    for again in (lambda: enc.seal(b"x"), lambda: enc.update(b"x"), enc.finalize):
+        with pytest.raises(UsageError):
+            again()
+
+
+def test_seal_refuses_a_used_encryptor_and_oversized_content() -> None:
+    from mailseal.cms.content import SEAL_MAX
+
+    enc = ContentEncryptor(DEFAULT_CIPHER, new_key(DEFAULT_CIPHER))
+    enc.update(b"started")
+    with pytest.raises(UsageError, match="fresh encryptor"):
+        enc.seal(b"more")
+    big = ContentEncryptor(DEFAULT_CIPHER, new_key(DEFAULT_CIPHER))
+    with pytest.raises(UsageError, match="at most"):
+        big.seal(bytes(SEAL_MAX + 1))
+
+
 # ---- tables -------------------------------------------------------------------------------------
 
 
