@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x448, x25519
 
 from mailseal._engine import _prepare, verify_stream
+from mailseal._memo import per_object
 from mailseal.asn1 import oids as O
 from mailseal.cms.content import CIPHERS, ContentCipher
 from mailseal.cms.enveloped import EnvelopeInfo, EnvelopeRecipient, describe_recipient
@@ -29,7 +30,6 @@ from mailseal.errors import (
 from mailseal.keys.base import Decrypter, HashName
 from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
-from mailseal.memo import per_object
 from mailseal.mime import envelope as E
 from mailseal.mime import headers as H
 from mailseal.mime.reader import CHUNK, PartReader, Reader, read_header_block

@@ -1,4 +1,4 @@
-"""The identity-keyed cache used for facts derived from certificates."""
+"""The identity-keyed cache used for facts derived from certificates (mailseal._memo)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from mailseal.memo import per_object
+from mailseal._memo import per_object
 
 
 class Thing:

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x448, x2
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 
+from mailseal._memo import per_object
 from mailseal.asn1 import der
 from mailseal.asn1 import oids as O
 from mailseal.cms import fastder as F
@@ -46,7 +47,6 @@ from mailseal.errors import (
 )
 from mailseal.keys.base import Decrypter, HashName, KeyTransport, KeyType
 from mailseal.keys.software import hash_algorithm
-from mailseal.memo import per_object
 
 __all__ = [
     "KeyAgreement",

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from mailseal._memo import per_object
 from mailseal.asn1 import oids as O
 from mailseal.errors import InputError, UsageError
-from mailseal.memo import per_object
 from mailseal.validation.algorithms import key_weakness
 from mailseal.validation.cache import CertificateCache
 from mailseal.validation.fetch import Fetcher
