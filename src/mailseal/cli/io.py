@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import click
 from cryptography import x509
@@ -25,32 +26,46 @@ __all__ = [
 ]
 
 
+def _open(path: str | Path, mode: str, failure: str) -> BinaryIO:
+    try:
+        return cast(BinaryIO, open(path, mode))
+    except OSError as exc:
+        raise UsageError(f"{failure}: {exc.strerror}") from None
+
+
 @contextmanager
 def input_stream(path: str) -> Iterator[BinaryIO]:
     if path == "-":
         yield sys.stdin.buffer
         return
-    try:
-        f = open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    with f:
+    with _open(path, "rb", f"cannot read {path}") as f:
         yield f
 
 
 @contextmanager
 def output_stream(path: str) -> Iterator[BinaryIO]:
-    """Write to ``path`` atomically (a temporary file renamed on success) or to stdout."""
+    """Write to ``path`` atomically (a temporary file renamed on success), to a device or FIFO
+    in place, or to stdout (``-``)."""
     if path == "-":
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.mailseal-tmp")
     try:
-        f = open(tmp, "wb")  # noqa: SIM115
+        st = os.stat(path)  # follows a symbolic link to what it names
+    except FileNotFoundError:
+        st = None
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # a device (/dev/null), a FIFO or a socket: written in place, never replaced
+        with _open(path, "wb", f"cannot write {path}") as f:
+            yield f
+        return
+    # a regular file (through any symbolic link, which stays) or a new one: written beside it
+    # and renamed over it once complete, so a failure leaves the old content
+    target = Path(os.path.realpath(path)) if st is not None else Path(path)
+    tmp = target.with_name(f".{target.name}.mailseal-tmp")
+    f = _open(tmp, "wb", f"cannot write {path}")
     ok = False
     try:
         with f:

@@ -551,3 +551,61 @@ def test_cert_bundle_with_chain(
     )
     assert len(content_info(out.read_bytes())["content"]["certificates"]) == 2
     assert cli("verify", "-i", out, "--trust", files["root.pem"]).code == 0
+
+
+def _sign_to(cli: Callable[..., Run], files: dict[str, Path], out: Path | str) -> Run:
+    return cli(
+        "sign", "-i", files["mail.eml"], "-o", out,
+        "--cert", files["alice.crt"], "--key", files["alice.key"],
+    )  # fmt: skip
+
+
+def test_output_to_a_fifo_writes_through_it(
+    cli: Callable[..., Run], files: dict[str, Path], tmp_path: Path
+) -> None:
+    """-o naming a FIFO (or a device such as /dev/null) writes into it and leaves it a FIFO:
+    the atomic rename used for regular files would replace it with a plain file."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    r = _sign_to(cli, files, fifo)
+    reader.join(timeout=30)
+    assert r.code == 0, r
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert got and b"multipart/signed" in got[0]
+    assert not list(tmp_path.glob(".*mailseal-tmp"))
+
+
+def test_output_through_a_symlink_keeps_the_link(
+    cli: Callable[..., Run], files: dict[str, Path], tmp_path: Path
+) -> None:
+    real = tmp_path / "real.eml"
+    real.write_bytes(b"old content")
+    link = tmp_path / "link.eml"
+    link.symlink_to(real)
+    r = _sign_to(cli, files, link)
+    assert r.code == 0, r
+    assert link.is_symlink()
+    assert b"multipart/signed" in real.read_bytes()
+    assert not list(tmp_path.glob(".*mailseal-tmp"))
+
+
+def test_output_to_a_character_device_is_not_replaced(
+    cli: Callable[..., Run], files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The real /dev/null stays a character device after -o /dev/null."""
+    import os
+    import stat
+
+    before = os.stat("/dev/null")
+    assert stat.S_ISCHR(before.st_mode)
+    r = _sign_to(cli, files, "/dev/null")
+    assert r.code == 0, r
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
