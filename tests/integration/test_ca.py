@@ -26,6 +26,8 @@ from cryptography.x509.oid import NameOID
 from mailseal.config import Settings
 from mailseal.lifecycle.authority import Authority, Secrets, init_organisation
 
+from ._softhsm import private_softhsm
+
 PASSPHRASE = "integration-test-passphrase"
 MAILSEAL = [sys.executable, "-m", "mailseal"]
 TIMEOUT = 120
@@ -471,41 +473,9 @@ def test_issue_and_revoke_on_postgresql(database_url: Callable[[str], str], tmp_
 
 
 def test_ca_keys_in_softhsm(tmp_path: Path) -> None:
-    util = _need("softhsm2-util")
-    module = next(
-        (
-            p
-            for p in (
-                "/usr/lib/softhsm/libsofthsm2.so",
-                "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-            )
-            if Path(p).exists()
-        ),
-        None,
-    )
-    if module is None:
-        _need("libsofthsm2.so")
-    tokens = tmp_path / "tokens"
-    tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
-    env = {**os.environ, "SOFTHSM2_CONF": str(conf), "HSM_PIN": "123456"}
-    subprocess.run(
-        [
-            util,
-            "--init-token",
-            "--free",
-            "--label",
-            "mailseal-ca",
-            "--so-pin",
-            "12345678",
-            "--pin",
-            "123456",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    hsm = private_softhsm(tmp_path / "softhsm", ("mailseal-ca",), pin="123456", so_pin="12345678")
+    module = hsm.module
+    env = {**os.environ, "SOFTHSM2_CONF": str(hsm.conf), "HSM_PIN": "123456"}
     org = _org(
         tmp_path,
         "--pkcs11-module",

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -41,12 +38,8 @@ from mailseal.escrow.hsm import (
 from mailseal.keys.base import SignatureScheme
 from mailseal.keys.pkcs11 import Pkcs11Token, find_key, generate_key
 
-MODULE_CANDIDATES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
+from ._softhsm import private_softhsm
+
 PIN = "2468-escrow"
 SO_PIN = "1357-so"
 WRONG_PIN = "wrong-0815"
@@ -59,41 +52,23 @@ CURVES: dict[str, ec.EllipticCurve] = {
 }
 
 
-def _missing(what: str) -> NoReturn:
-    msg = f"SoftHSM2 not installed ({what}; Debian: apt-get install softhsm2)"
-    if os.environ.get("MAILSEAL_REQUIRE_PEERS") == "1":
-        pytest.fail(msg + " and MAILSEAL_REQUIRE_PEERS=1", pytrace=False)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The SoftHSM2 module, running on a private configuration with two initialised tokens."""
-    util = shutil.which("softhsm2-util")
-    if util is None:
-        _missing("softhsm2-util not found")
-    module = next((Path(m) for m in MODULE_CANDIDATES if Path(m).is_file()), None)
-    if module is None:
-        _missing("libsofthsm2.so not found")
-    pytest.importorskip("pkcs11", reason="python-pkcs11 (mailseal[hsm]) not installed")
+    hsm = private_softhsm(
+        tmp_path_factory.mktemp("softhsm-escrow"),
+        (ESCROW_TOKEN, SPARE_TOKEN),
+        pin=PIN,
+        so_pin=SO_PIN,
+    )
     import pkcs11
 
-    base = tmp_path_factory.mktemp("softhsm-escrow")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
-        "log.level = ERROR\nslots.removable = false\n"
-    )
-    lib = pkcs11.lib(os.path.realpath(module))
+    lib = pkcs11.lib(os.path.realpath(hsm.module))
     previous = os.environ.get("SOFTHSM2_CONF")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOFTHSM2_CONF", str(conf))
-        for label in (ESCROW_TOKEN, SPARE_TOKEN):
-            init = ["--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", PIN]
-            subprocess.run([util, *init], check=True, capture_output=True)
+        mp.setenv("SOFTHSM2_CONF", str(hsm.conf))
         lib.reinitialize()  # the module reads SOFTHSM2_CONF when it initialises
-        yield module
+        yield hsm.module
     if previous is not None:
         lib.reinitialize()  # back to the configuration another module's tests set up
 

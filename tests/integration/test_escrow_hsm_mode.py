@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -53,14 +53,10 @@ from mailseal.lifecycle import escrow as esc
 from mailseal.lifecycle.authority import Authority
 from mailseal.pki.testpki import TestPKI
 
+from ._softhsm import private_softhsm
+
 MAILSEAL = [sys.executable, "-m", "mailseal"]
 TIMEOUT = 120
-MODULE_CANDIDATES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
 TOKEN = "mailseal-ca"
 PIN = "7391-escrow-pin"  # distinctive: searched for in the data directory
 SO_PIN = "8264-escrow-so"
@@ -75,13 +71,6 @@ OLD_EMAIL = "old@example.org"
 
 def _phrase(name: str) -> str:
     return f"{name}'s approval key passphrase"
-
-
-def _missing(what: str) -> NoReturn:
-    msg = f"SoftHSM2 not installed ({what}; Debian: apt-get install softhsm2)"
-    if os.environ.get("MAILSEAL_REQUIRE_PEERS") == "1":
-        pytest.fail(msg + " and MAILSEAL_REQUIRE_PEERS=1", pytrace=False)
-    pytest.skip(msg)
 
 
 @dataclass
@@ -193,25 +182,11 @@ def _issued_entry(contents: Any) -> Issued:
 def org(tmp_path_factory: pytest.TempPathFactory) -> Org:
     """CA keys in SoftHSM2, an HSM-mode escrow set (2 of ann, bo, cy), and one person issued
     a pair and renewed twice: three archived encryption keys."""
-    util = shutil.which("softhsm2-util")
-    if util is None:
-        _missing("softhsm2-util not found")
-    module = next((Path(m) for m in MODULE_CANDIDATES if Path(m).is_file()), None)
-    if module is None:
-        _missing("libsofthsm2.so not found")
-    pytest.importorskip("pkcs11", reason="python-pkcs11 (mailseal[hsm]) not installed")
-
     base = tmp_path_factory.mktemp("hsm-escrow")
-    tokens = base / "tokens"
-    tokens.mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
-        "log.level = ERROR\nslots.removable = false\n"
-    )
+    hsm = private_softhsm(base, (TOKEN,), pin=PIN, so_pin=SO_PIN)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MAILSEAL_")},
-        "SOFTHSM2_CONF": str(conf),
+        "SOFTHSM2_CONF": str(hsm.conf),
         "MAILSEAL_HOME": str(base / "home"),
         "MAILSEAL_ACTOR": "helpdesk",
         "HSM_PIN": PIN,
@@ -222,16 +197,10 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Org:
     }
     if os.environ.get("MAILSEAL_REQUIRE_PEERS"):
         env["MAILSEAL_REQUIRE_PEERS"] = os.environ["MAILSEAL_REQUIRE_PEERS"]
-    subprocess.run(
-        [util, "--init-token", "--free", "--label", TOKEN, "--so-pin", SO_PIN, "--pin", PIN],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    org = Org(base, base / "home", env, module, tokens, base / "approval-keys")
+    org = Org(base, base / "home", env, hsm.module, base / "tokens", base / "approval-keys")
     org.run(
         "init", "--org", "Hsm Escrow Ltd", "--domain", "example.org", "--key-type", "p256",
-        "--pkcs11-module", module, "--pkcs11-token", TOKEN, "--pin-env", "HSM_PIN",
+        "--pkcs11-module", hsm.module, "--pkcs11-token", TOKEN, "--pin-env", "HSM_PIN",
     )  # fmt: skip
     officers = [a for name in OFFICERS for a in ("--officer", name)]
     out = org.run(

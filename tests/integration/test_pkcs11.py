@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from cryptography import x509
@@ -52,12 +48,8 @@ from mailseal.keys.pkcs11 import (
 )
 from mailseal.keys.software import hash_algorithm
 
-MODULE_CANDIDATES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
+from ._softhsm import SoftHsm, private_softhsm
+
 PIN = "1234-user"
 SO_PIN = "5678-so"
 WRONG_PIN = "wrong-4711"
@@ -65,51 +57,20 @@ CA_TOKEN = "mailseal-ca"
 SPARE_TOKEN = "mailseal-spare"  # never held open: a login on it really checks the PIN
 
 
-def _missing(what: str) -> NoReturn:
-    msg = f"SoftHSM2 not installed ({what}; Debian: apt-get install softhsm2)"
-    if os.environ.get("MAILSEAL_REQUIRE_PEERS") == "1":
-        pytest.fail(msg + " and MAILSEAL_REQUIRE_PEERS=1", pytrace=False)
-    pytest.skip(msg)
-
-
-@dataclass(frozen=True)
-class SoftHsm:
-    module: Path
-    conf: Path
-
-
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
     """A private SoftHSM2 configuration with two initialised tokens."""
-    util = shutil.which("softhsm2-util")
-    if util is None:
-        _missing("softhsm2-util not found")
-    module = next((Path(m) for m in MODULE_CANDIDATES if Path(m).is_file()), None)
-    if module is None:
-        _missing("libsofthsm2.so not found")
-    pytest.importorskip("pkcs11", reason="python-pkcs11 (mailseal[hsm]) not installed")
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
-        "log.level = ERROR\nslots.removable = false\n"
+    hsm = private_softhsm(
+        tmp_path_factory.mktemp("softhsm"), (CA_TOKEN, SPARE_TOKEN), pin=PIN, so_pin=SO_PIN
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOFTHSM2_CONF", str(conf))
-        for label in (CA_TOKEN, SPARE_TOKEN):
-            init = ["--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", PIN]
-            subprocess.run(
-                [util, *init],
-                check=True,
-                capture_output=True,
-            )
-        import pkcs11
+    import pkcs11
 
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOFTHSM2_CONF", str(hsm.conf))
         # The module reads SOFTHSM2_CONF when it initialises: start it afresh in case another
         # test loaded it with another configuration.
-        pkcs11.lib(os.path.realpath(module)).reinitialize()
-        yield SoftHsm(module=module, conf=conf)
+        pkcs11.lib(os.path.realpath(hsm.module)).reinitialize()
+        yield hsm
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from mailseal.errors import EscrowError, PasswordError
 from mailseal.escrow.protect import KDF_MODERATE, KdfCost, _aad, _derive, _pwhash
+from mailseal.escrow.threshold import _sodium
 from mailseal.keys.pkcs11 import find_key, generate_key
 
 if TYPE_CHECKING:
@@ -474,14 +475,6 @@ def approval_message(
         expiry.encode("ascii"),
     ]
     return APPROVAL_DOMAIN + _lp(*parts)
-
-
-def _sodium() -> Any:
-    try:
-        import nacl.bindings
-    except ImportError:  # pragma: no cover - the escrow extra is missing
-        raise EscrowError("key escrow needs PyNaCl: pip install 'mailseal[escrow]'") from None
-    return nacl.bindings
 
 
 def verify_approval(public_key: bytes, message: bytes, signature: bytes) -> None:

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mailseal.errors import EscrowError, PasswordError
-from mailseal.escrow.threshold import EscrowSet, Partial, Share
+from mailseal.escrow.threshold import EscrowSet, Partial, Share, _nacl
 
 __all__ = [
     "KDF_MODERATE",
@@ -58,11 +58,7 @@ KDF_MODERATE = KdfCost(3, 256 << 20)
 
 
 def _pwhash() -> Any:
-    try:
-        import nacl.pwhash
-    except ImportError:  # pragma: no cover - the escrow extra is missing
-        raise EscrowError("key escrow needs PyNaCl: pip install 'mailseal[escrow]'") from None
-    return nacl.pwhash
+    return _nacl("pwhash")
 
 
 def _derive(password: bytes, salt: bytes, cost: KdfCost) -> bytes:

@@ -30,6 +30,7 @@ Points from outside are checked with libsodium's ``crypto_core_ed25519_is_valid_
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,12 +65,17 @@ _VERSION = b"mailseal-escrow-v2"
 MAX_OFFICERS = 64
 
 
-def _sodium() -> Any:
+def _nacl(part: str) -> Any:
+    """A PyNaCl module (``bindings``, ``pwhash``), or one clear error without the escrow
+    extra."""
     try:
-        import nacl.bindings as b
+        return importlib.import_module(f"nacl.{part}")
     except ImportError:  # pragma: no cover - the escrow extra is missing
         raise EscrowError("key escrow needs PyNaCl: pip install 'mailseal[escrow]'") from None
-    return b
+
+
+def _sodium() -> Any:
+    return _nacl("bindings")
 
 
 # -- scalars and points ---------------------------------------------------------------------------

@@ -547,8 +547,7 @@ class Authority:
             ca_id = self._ca(ISSUING).id
             # looked up in every issuance transaction: an escrow set created by another
             # process since is never missed
-            escrow_id = repo.active_escrow_set_id(s)
-            escrow_row = None if escrow_id is None else repo.active_escrow_set(s)
+            escrow_row = repo.active_escrow_set(s)
             for issued in out:
                 c = issued.certificate
                 der = _der(c)
@@ -974,15 +973,15 @@ class Authority:
             protection.append(how)
         shares.clear()
         with self.db.session() as s:
-            row = repo.add_escrow_set(
+            repo.add_escrow_set(
                 s,
                 set_id=escrow.set_id,
                 threshold=threshold,
                 officers=names,
                 public_key=escrow.public_key,
                 verification=escrow.verification,
+                protection=protection,
             )
-            row.protection = protection
             repo.append_audit(
                 s,
                 actor=actor,

@@ -404,13 +404,19 @@ def approve(
         raise
 
 
-def _approvable(s: Session, request_id: str, *, lock: bool = False) -> Any:
-    """The request, refused unless it may still collect approvals."""
+def _unexpired(s: Session, request_id: str, *, lock: bool) -> Any:
+    """The request, refused when there is none or it has expired."""
     req = repo.get_recovery_request(s, request_id, for_update=lock)
     if req is None:
         raise UsageError(f"no recovery request {request_id}")
     if req.state == "expired" or (req.state in ("open", "ready") and _now() >= req.expires_at):
         raise EscrowError(f"request {request_id} has expired")
+    return req
+
+
+def _approvable(s: Session, request_id: str, *, lock: bool = False) -> Any:
+    """The request, refused unless it may still collect approvals."""
+    req = _unexpired(s, request_id, lock=lock)
     if req.state in ("delivered", "cancelled"):
         raise EscrowError(f"request {request_id} is {req.state}: it cannot be approved")
     return req
@@ -509,11 +515,7 @@ def deliver(
 
 def _deliverable(s: Session, request_id: str, *, lock: bool = False) -> Any:
     """The request, refused unless its quorum is in and it is still open."""
-    req = repo.get_recovery_request(s, request_id, for_update=lock)
-    if req is None:
-        raise UsageError(f"no recovery request {request_id}")
-    if req.state == "expired" or (req.state in ("open", "ready") and _now() >= req.expires_at):
-        raise EscrowError(f"request {request_id} has expired")
+    req = _unexpired(s, request_id, lock=lock)
     if req.state == "delivered":
         raise EscrowError(f"request {request_id} was delivered already: it is closed")
     if req.state == "cancelled":
@@ -724,8 +726,8 @@ def reshare(
                 officers=names,
                 public_key=new.public_key,
                 verification=new.verification,
+                protection=protection,
             )
-            new_row.protection = protection
             moved = 0
             for row in repo.records_of_set(s, old_row.id):
                 record = th.reshare_record(_sealed(row), rekey)

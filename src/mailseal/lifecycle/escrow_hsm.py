@@ -76,11 +76,11 @@ def init(
             officers=names,
             public_key=public,
             verification=[],
+            protection=["passphrase"] * len(names),
         )
         row.mode = "hsm"
         row.key_ref = key_uri(token.label, label)
         row.approval_keys = keys
-        row.protection = ["passphrase"] * len(names)
         repo.append_audit(
             s,
             actor=actor,

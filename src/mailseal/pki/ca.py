@@ -31,7 +31,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import (
-    AuthorityInformationAccessOID,
     ExtendedKeyUsageOID,
     NameOID,
     ObjectIdentifier,
@@ -39,7 +38,14 @@ from cryptography.x509.oid import (
 
 from mailseal.errors import AlgorithmError, IssuanceError, UsageError
 from mailseal.keys.base import PrivateKey
-from mailseal.pki.issue import _check_http_url, new_serial, normalise_domain
+from mailseal.pki.issue import (
+    _check_http_url,
+    authority_information_access,
+    authority_key_identifier,
+    crl_distribution_points,
+    new_serial,
+    normalise_domain,
+)
 from mailseal.pki.profiles import PROFILES
 from mailseal.pki.signing import preview_certificate, resign_certificate
 
@@ -229,45 +235,13 @@ def create_issuing(
             ),
             critical=False,
         )
-        .add_extension(
-            x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        full_name=[x509.UniformResourceIdentifier(crl_url)],
-                        relative_name=None,
-                        reasons=None,
-                        crl_issuer=None,
-                    )
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier(
-                key_identifier=root_ski.value.digest,
-                authority_cert_issuer=None,
-                authority_cert_serial_number=None,
-            ),
-            critical=False,
-        )
+        .add_extension(crl_distribution_points(crl_url), critical=False)
+        .add_extension(authority_key_identifier(root_ski.value.digest), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    access: list[x509.AccessDescription] = []
-    if ocsp_url:
-        access.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
-            )
-        )
-    if ca_issuers_url:
-        access.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS,
-                x509.UniformResourceIdentifier(ca_issuers_url),
-            )
-        )
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    access = authority_information_access(ocsp_url, ca_issuers_url)
+    if access is not None:
+        builder = builder.add_extension(access, critical=False)
     if domains:
         subtrees: list[x509.GeneralName] = []
         for d in domains:

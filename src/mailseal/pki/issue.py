@@ -703,6 +703,44 @@ def _valid_lei(lei: str) -> bool:
     return int("".join(str(int(c, 36)) for c in lei)) % 97 == 1
 
 
+def crl_distribution_points(url: str) -> x509.CRLDistributionPoints:
+    """One distribution point with one HTTP URL (BR §7.1.2.3 b, §7.1.2.2 b)."""
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
+
+
+def authority_key_identifier(key_identifier: bytes) -> x509.AuthorityKeyIdentifier:
+    """The keyIdentifier form alone (RFC 5280 §4.2.1.1)."""
+    return x509.AuthorityKeyIdentifier(
+        key_identifier=key_identifier,
+        authority_cert_issuer=None,
+        authority_cert_serial_number=None,
+    )
+
+
+def authority_information_access(
+    ocsp_url: str | None, ca_issuers_url: str | None
+) -> x509.AuthorityInformationAccess | None:
+    """OCSP and caIssuers access descriptions for the URLs given (None when neither is)."""
+    access = [
+        x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+        for method, url in (
+            (AuthorityInformationAccessOID.OCSP, ocsp_url),
+            (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url),
+        )
+        if url
+    ]
+    return x509.AuthorityInformationAccess(access) if access else None
+
+
 def build_certificate(
     ca: IssuingCA,
     public_key: CertificatePublicKeyTypes,
@@ -802,21 +840,6 @@ def build_certificate(
     if start < ca.certificate.not_valid_before_utc:
         raise IssuanceError("the certificate would start before the issuing CA certificate")
 
-    aia: list[x509.AccessDescription] = []
-    if ca.ocsp_url:
-        aia.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ca.ocsp_url)
-            )
-        )
-    if ca.ca_issuers_url:
-        aia.append(
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS,
-                x509.UniformResourceIdentifier(ca.ca_issuers_url),
-            )
-        )
-
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -836,35 +859,17 @@ def build_certificate(
             ),
             critical=False,
         )
-        .add_extension(
-            x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        full_name=[x509.UniformResourceIdentifier(ca.crl_url)],
-                        relative_name=None,
-                        reasons=None,
-                        crl_issuer=None,
-                    )
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier(
-                key_identifier=ca.key_identifier,
-                authority_cert_issuer=None,
-                authority_cert_serial_number=None,
-            ),
-            critical=False,
-        )
+        .add_extension(crl_distribution_points(ca.crl_url), critical=False)
+        .add_extension(authority_key_identifier(ca.key_identifier), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.SubjectAlternativeName([mailbox.general_name()]),
             critical=len(subject) == 0,
         )
     )
-    if aia:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(aia), critical=False)
+    aia = authority_information_access(ca.ocsp_url, ca.ca_issuers_url)
+    if aia is not None:
+        builder = builder.add_extension(aia, critical=False)
 
     preview = preview_certificate(builder, ca.key)
     findings = lint_certificate(preview, prof, usage, ca=ca, email=mailbox.address)
@@ -887,19 +892,23 @@ def build_certificate(
     return cert
 
 
+#: the KeyUsage bits by their cryptography names; the last two mean something only with
+#: keyAgreement (RFC 5280 §4.2.1.3)
+_KEY_USAGE_BITS: Final = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
 def _key_usage(bits: set[str]) -> x509.KeyUsage:
-    names = (
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    )
-    flags = {n: n in bits for n in names}
+    flags = {n: n in bits for n in _KEY_USAGE_BITS}
     if not flags["key_agreement"]:
         flags["encipher_only"] = flags["decipher_only"] = False
     return x509.KeyUsage(**flags)
@@ -910,19 +919,9 @@ def _key_usage(bits: set[str]) -> x509.KeyUsage:
 
 
 def _asserted_key_usages(ku: x509.KeyUsage) -> set[str]:
-    names = [
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-    ]
-    found = {n for n in names if getattr(ku, n)}
-    if ku.key_agreement:
-        found |= {n for n in ("encipher_only", "decipher_only") if getattr(ku, n)}
-    return found
+    # encipher_only and decipher_only cannot even be read without keyAgreement
+    names = _KEY_USAGE_BITS if ku.key_agreement else _KEY_USAGE_BITS[:-2]
+    return {n for n in names if getattr(ku, n)}
 
 
 def _uris(names: Iterable[x509.GeneralName]) -> list[str]:

@@ -653,28 +653,31 @@ def put_ocsp_response(
 ) -> None:
     """Store the pre-signed OCSP response for (``ca``, ``serial``), replacing an older one.
     A response older than the stored one is ignored (two signers racing keep the newest)."""
-    values = {
+    dialect_insert: Any = (
+        pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
+    ins = dialect_insert(OCSPResponse).values(
+        **_ocsp_values(ca, serial, produced_at, next_update, der)
+    )
+    session.execute(
+        ins.on_conflict_do_update(
+            index_elements=[OCSPResponse.ca_id, OCSPResponse.serial],
+            set_={k: ins.excluded[k] for k in ("produced_at", "next_update", "der")},
+            where=OCSPResponse.produced_at <= ins.excluded.produced_at,
+        )
+    )
+
+
+def _ocsp_values(
+    ca: CA | int, serial: int | str, produced_at: datetime, next_update: datetime, der: bytes
+) -> dict[str, Any]:
+    return {
         "ca_id": _ca_id(ca),
         "serial": serial_hex(serial),
         "produced_at": _aware(produced_at, "produced_at"),
         "next_update": _aware(next_update, "next_update"),
         "der": der,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        pg = pg_insert(OCSPResponse).values(**values)
-        stmt: Any = pg.on_conflict_do_update(
-            index_elements=[OCSPResponse.ca_id, OCSPResponse.serial],
-            set_={k: pg.excluded[k] for k in ("produced_at", "next_update", "der")},
-            where=OCSPResponse.produced_at <= pg.excluded.produced_at,
-        )
-    else:
-        lite = sqlite_insert(OCSPResponse).values(**values)
-        stmt = lite.on_conflict_do_update(
-            index_elements=[OCSPResponse.ca_id, OCSPResponse.serial],
-            set_={k: lite.excluded[k] for k in ("produced_at", "next_update", "der")},
-            where=OCSPResponse.produced_at <= lite.excluded.produced_at,
-        )
-    session.execute(stmt)
 
 
 _INSERT_OCSP = _table(OCSPResponse).insert()
@@ -692,14 +695,7 @@ def add_ocsp_response(
     """Store the first pre-signed OCSP response of a certificate issued in this transaction
     (one plain INSERT; :func:`put_ocsp_response` replaces one)."""
     session.connection().execute(
-        _INSERT_OCSP,
-        {
-            "ca_id": _ca_id(ca),
-            "serial": serial_hex(serial),
-            "produced_at": _aware(produced_at, "produced_at"),
-            "next_update": _aware(next_update, "next_update"),
-            "der": der,
-        },
+        _INSERT_OCSP, _ocsp_values(ca, serial, produced_at, next_update, der)
     )
 
 
@@ -928,9 +924,11 @@ def add_escrow_set(
     officers: Sequence[str],
     public_key: bytes,
     verification: Sequence[bytes],
+    protection: Sequence[str],
 ) -> EscrowSet:
     """Record a new escrow set and make it the active one (the previous one stays, inactive,
-    for the records sealed to it)."""
+    for the records sealed to it). ``protection`` says, per officer, how the share (or
+    approval key) file is protected."""
     _writable(session, "add_escrow_set()")
     session.execute(update(EscrowSet).where(EscrowSet.active.is_(True)).values(active=False))
     row = EscrowSet(
@@ -939,6 +937,7 @@ def add_escrow_set(
         officers=list(officers),
         public_key=public_key,
         verification=[v.hex() for v in verification],
+        protection=list(protection),
         active=True,
         created_at=utcnow(),
     )
@@ -955,16 +954,11 @@ _ACTIVE_ESCROW_ID = (
 )
 
 
-def active_escrow_set_id(session: Session) -> int | None:
-    """The id of the active escrow set (a one-column lookup for the issuance path)."""
-    found = session.connection().execute(_ACTIVE_ESCROW_ID).scalar()
-    return None if found is None else int(found)
-
-
 def active_escrow_set(session: Session) -> EscrowSet | None:
-    """The escrow set new encryption keys are archived to, or None before ``escrow init``."""
-    found = active_escrow_set_id(session)
-    return None if found is None else session.get(EscrowSet, found)
+    """The escrow set new encryption keys are archived to, or None before ``escrow init``
+    (one one-column lookup when there is none: every issuance asks)."""
+    found = session.connection().execute(_ACTIVE_ESCROW_ID).scalar()
+    return None if found is None else session.get(EscrowSet, int(found))
 
 
 def add_escrow_record(
