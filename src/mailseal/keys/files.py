@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from mailseal.errors import IdentityError, PasswordError
-from mailseal.keys.software import SoftwareKey
+from mailseal.keys.software import SoftwareKey, wrong_password
 
 __all__ = ["load_key_file", "save_key_file"]
 
@@ -55,8 +55,7 @@ def load_key_file(path: Path, passphrase: bytes | None) -> SoftwareKey:
     try:
         key = serialization.load_pem_private_key(data, passphrase or None)
     except (ValueError, TypeError) as exc:
-        text = str(exc).lower()
-        if "password" in text or "decrypt" in text or "bad decrypt" in text:
+        if wrong_password(exc, data, passphrase):
             raise PasswordError(f"wrong CA passphrase for {path}") from None
         raise IdentityError(f"{path} does not hold a usable private key") from None
     return SoftwareKey(key)  # type: ignore[arg-type]

@@ -139,6 +139,17 @@ class SoftwareKey:
         raise AlgorithmError(f"a {self.key_type} key cannot agree a key with that originator")
 
 
+def wrong_password(exc: Exception, data: bytes, password: bytes | None) -> bool:
+    """Did loading the key in ``data`` with ``password`` fail because the password is wrong?
+    cryptography says so when the padding check fails; a wrong password that still ends in
+    valid CBC padding (about one time in 256) gives garbage that fails to parse instead, which
+    for an encrypted PEM key is the same thing."""
+    if not password:
+        return False
+    text = str(exc).lower()
+    return "password" in text or "decrypt" in text or b"ENCRYPTED" in data
+
+
 def load_private_key(data: bytes, password: bytes | None = None) -> SoftwareKey:
     """Load a PEM or DER private key, optionally encrypted with ``password``."""
     loaders = (
@@ -165,8 +176,7 @@ def load_private_key(data: bytes, password: bytes | None = None) -> SoftwareKey:
             last = exc
             continue
         except ValueError as exc:
-            text = str(exc).lower()
-            if password is not None and ("password" in text or "decrypt" in text):
+            if wrong_password(exc, data, password):
                 raise PasswordError("wrong password for the private key") from None
             last = exc
             continue
