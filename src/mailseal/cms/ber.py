@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailseal.asn1 import der
 from mailseal.asn1 import oids as O
@@ -76,8 +77,7 @@ class _Src:
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class _Header:
+class _Header(NamedTuple):
     tag: int  # first identifier octet
     length: int | None  # None = indefinite
     raw: bytes
@@ -88,6 +88,34 @@ class _Header:
 
 
 def _read_header(src: _Src) -> _Header:
+    buf, off = src.buf, src.off
+    if len(buf) - off >= 10:
+        # the whole header (at most 1 + 1 + 8 octets) is already buffered: no per-octet takes
+        tag = buf[off]
+        if tag & 0x1F == 0x1F:
+            raise MalformedCMS("unexpected high-numbered ASN.1 tag in CMS framing")
+        n = buf[off + 1]
+        if n < 0x80:
+            size = 2
+            length: int | None = n
+        elif n == 0x80:
+            if not tag & 0x20:
+                raise MalformedCMS("indefinite length on a primitive ASN.1 value")
+            size = 2
+            length = None
+        else:
+            count = n & 0x7F
+            if count > 8:
+                raise MalformedCMS("ASN.1 length field too long")
+            size = 2 + count
+            length = int.from_bytes(buf[off + 2 : off + size], "big")
+        src.off = off + size
+        src.pos += size
+        return _Header(tag, length, buf[off : off + size])
+    return _read_header_slow(src)
+
+
+def _read_header_slow(src: _Src) -> _Header:
     first = src.take(1)
     tag = first[0]
     raw = bytearray(first)

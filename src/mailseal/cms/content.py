@@ -352,7 +352,18 @@ class ContentDecryptor:
     caller must not release it before :meth:`finalize` has verified the tag.
     """
 
-    __slots__ = ("_ctx", "_done", "_gcm", "_held", "_scratch", "_tag_length", "cipher")
+    __slots__ = (
+        "_aad",
+        "_ctx",
+        "_done",
+        "_gcm",
+        "_held",
+        "_iv",
+        "_key",
+        "_scratch",
+        "_tag_length",
+        "cipher",
+    )
 
     def __init__(
         self,
@@ -365,38 +376,62 @@ class ContentDecryptor:
         cipher = _cipher_for(algorithm_oid)
         self.cipher = cipher
         self._held = b""
-        self._scratch = _Scratch()
+        self._scratch: _Scratch | None = None
         self._done = False
         if cipher.aead:
-            nonce, self._tag_length = _gcm_params(cipher, params_der)
+            self._iv, self._tag_length = _gcm_params(cipher, params_der)
         else:
             if aad is not None:
                 raise UsageError(f"{cipher.name} cannot authenticate additional data")
-            iv = _cbc_iv(cipher, params_der)
+            self._iv = _cbc_iv(cipher, params_der)
             self._tag_length = 0
         if len(key) != cipher.key_size:
             raise DecryptionError(
                 f"the message cannot be decrypted: the content-encryption key is {len(key)} "
                 f"bytes, {cipher.name} needs {cipher.key_size} (wrong key or corrupted message)"
             )
-        if cipher.aead:
-            mode = modes.GCM(nonce, min_tag_length=self._tag_length)
-            gcm = Cipher(_aes(key), mode).decryptor()
-            if aad:
-                gcm.authenticate_additional_data(aad)
-            self._ctx: CipherContext = gcm
-            self._gcm: AEADDecryptionContext | None = gcm
+        self._key = key
+        self._aad = aad or None
+        # the cipher context is made when content is streamed; open() does without one
+        self._ctx: CipherContext | None = None
+        self._gcm: AEADDecryptionContext | None = None
+
+    def _context(self) -> CipherContext:
+        ctx: CipherContext
+        if self.cipher.aead:
+            mode = modes.GCM(self._iv, min_tag_length=self._tag_length)
+            gcm = Cipher(_aes(self._key), mode).decryptor()
+            if self._aad:
+                gcm.authenticate_additional_data(self._aad)
+            self._gcm = ctx = gcm
         else:
-            self._ctx = Cipher(_aes(key), modes.CBC(iv)).decryptor()
-            self._gcm = None
+            ctx = Cipher(_aes(self._key), modes.CBC(self._iv)).decryptor()
+        self._ctx = ctx
+        return ctx
 
     @property
     def tag_length(self) -> int:
         """The GCM tag length the parameters announce (12..16); 0 for CBC."""
         return self._tag_length
 
+    def open(self, ciphertext: bytes, tag: bytes | None = None) -> bytes:
+        """Decrypt the whole content in one call (instead of ``update`` and ``finalize``; for
+        content held in memory). The checks and errors are those of :meth:`finalize`; GCM
+        plaintext is returned only once the tag has verified."""
+        if self._done or self._ctx is not None:
+            raise UsageError("open() decrypts the whole content of a fresh decryptor")
+        if self.cipher.aead and tag is not None and len(tag) == self._tag_length == _GCM_TAG:
+            self._done = True
+            try:
+                return AESGCM(self._key).decrypt(self._iv, ciphertext + tag, self._aad)
+            except InvalidTag:
+                raise DecryptionError(_TAMPERED) from None
+        return self.update(ciphertext) + self.finalize(tag)
+
     def update(self, data: bytes) -> bytes:
         """Decrypt the next piece of ciphertext."""
+        if self._scratch is None:
+            self._scratch = _Scratch()
         view = self._scratch.view(len(data))
         return bytes(view[: self.update_into(data, view)])
 
@@ -405,6 +440,7 @@ class ContentDecryptor:
         bytes); returns how many bytes were written."""
         if self._done:
             raise UsageError("the content decryptor was already finalized")
+        ctx = self._ctx if self._ctx is not None else self._context()
         if self._gcm is not None:
             try:
                 return self._gcm.update_into(data, out)
@@ -416,7 +452,7 @@ class ContentDecryptor:
         view = memoryview(out)
         h = len(self._held)
         view[:h] = self._held
-        total = h + self._ctx.update_into(data, view[h:])
+        total = h + ctx.update_into(data, view[h:])
         if total == 0:
             return 0
         self._held = bytes(view[total - _BLOCK : total])
@@ -430,14 +466,15 @@ class ContentDecryptor:
         """
         if self._done:
             raise UsageError("the content decryptor was already finalized")
+        ctx = self._ctx if self._ctx is not None else self._context()
         self._done = True
-        self._scratch = _Scratch()
+        self._scratch = None
         if self._gcm is not None:
             return self._finalize_gcm(self._gcm, tag)
         if tag is not None:
             raise UsageError(f"{self.cipher.name} has no authentication tag")
         try:
-            rest = self._ctx.finalize()
+            rest = ctx.finalize()
         except ValueError:
             raise MalformedCMS(
                 "the encrypted content is not a whole number of AES blocks"

@@ -350,6 +350,18 @@ def open_envelope(
     if content_hdr.tag not in (0x80, 0xA0):
         raise MalformedCMS("the encrypted content is missing (detached content is not supported)")
 
+    if kind == "enveloped-data" and content_hdr.tag == 0x80 and (content_hdr.length or 0) <= _CHUNK:
+        # small, definite-length ciphertext: read the whole envelope, then decrypt in one call
+        ciphertext = src.take(content_hdr.length or 0)
+        _close(src, eci, eci_start, "EncryptedContentInfo")
+        _skip_rest(src, env, env_start, budget, limits, allowed=(0xA1,))
+        _close_outer(src, ci, ctx)
+        dec = ContentDecryptor(alg_oid, params, cek)
+        sink(dec.open(ciphertext))
+        return EnvelopeInfo(
+            kind, dec.cipher.name, False, recipients, opened_by, rindex, _oid_text(ct_der)
+        )
+
     if kind == "enveloped-data":
         dec = ContentDecryptor(alg_oid, params, cek)
 
@@ -378,9 +390,7 @@ def open_envelope(
         _skip_rest(src, env, env_start, budget, limits, allowed=(0xA2,))
         _close_outer(src, ci, ctx)
         dec = ContentDecryptor(alg_oid, params, cek, aad=aad)
-        plaintext = dec.update(ciphertext)
-        plaintext += dec.finalize(tag)
-        sink(plaintext)
+        sink(dec.open(ciphertext, tag))
         return EnvelopeInfo(
             kind, dec.cipher.name, True, recipients, opened_by, rindex, _oid_text(ct_der)
         )

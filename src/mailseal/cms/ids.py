@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from mailseal._memo import per_object
+
 __all__ = ["CertId", "SignerId"]
 
 
@@ -24,15 +26,11 @@ class CertId:
         return f"issuer+serial {self.serial:x}" if self.serial is not None else "unknown"
 
     def matches(self, cert: x509.Certificate) -> bool:
-        try:
-            if self.ski is not None:
-                ext = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-                return bool(ext.value.digest == self.ski)
-            return (
-                cert.serial_number == self.serial and cert.issuer.public_bytes() == self.issuer_der
-            )
-        except Exception:  # no SKI, or a certificate whose fields cannot be decoded
-            return False
+        if self.ski is not None:
+            ski = _ski_of(cert)
+            return ski is not None and ski == self.ski
+        issuer, serial = _issuer_serial_of(cert)
+        return serial is not None and serial == self.serial and issuer == self.issuer_der
 
     @classmethod
     def of(cls, cert: x509.Certificate, *, use_ski: bool = False) -> CertId:
@@ -45,3 +43,22 @@ class CertId:
 
 #: The name used for signers.
 SignerId = CertId
+
+
+@per_object()
+def _issuer_serial_of(cert: x509.Certificate) -> tuple[bytes | None, int | None]:
+    """(issuer DER, serial); (None, None) when the issuer cannot be decoded."""
+    try:
+        return cert.issuer.public_bytes(), cert.serial_number
+    except Exception:  # a certificate whose issuer cannot be decoded
+        return None, None
+
+
+@per_object()
+def _ski_of(cert: x509.Certificate) -> bytes | None:
+    """The subjectKeyIdentifier; None when absent or when the extensions cannot be decoded."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except Exception:  # no SKI, or undecodable extensions
+        return None
+    return bytes(ext.value.digest)

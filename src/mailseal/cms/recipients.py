@@ -20,6 +20,7 @@ Algorithms are tables (DESIGN.md rule 5); every malformed input ends in a
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -645,21 +646,7 @@ def _parse_ktri(buf: bytes, index: int, kid: tuple[int, ...]) -> ParsedRecipient
     else:
         raise _Bad("unknown RecipientIdentifier")
     ek = _octets(buf, ek_k[0], ek_k[2], ek_k[3], 0x04)
-    oid, params = _alg(buf, alg_k)
-    transport: KeyTransport | None = None
-    problem: str | None = None
-    weak = False
-    if oid == O.RSA_ENCRYPTION:
-        transport, algorithm = "pkcs1v15", "RSAES-PKCS1-v1_5"
-    elif oid == O.RSAES_OAEP:
-        hash_name, problem = _oaep_params(buf, params)
-        if hash_name is not None:
-            transport = _OAEP_PADDING[hash_name]
-            weak = hash_name == "sha1"
-        algorithm = f"RSAES-OAEP ({_HASH_TEXT.get(hash_name or '', 'unsupported parameters')})"
-    else:
-        algorithm = f"unknown key transport {oid}"
-        problem = f"unsupported key transport algorithm {oid}"
+    transport, algorithm, weak, problem = _key_transport(_raw(buf, alg_k))
     return ParsedRecipient(
         index=index,
         kind="ktri",
@@ -671,6 +658,31 @@ def _parse_ktri(buf: bytes, index: int, kid: tuple[int, ...]) -> ParsedRecipient
         encrypted_keys=(ek,),
         key_transport=transport,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _key_transport(alg_der: bytes) -> tuple[KeyTransport | None, str, bool, str | None]:
+    """(padding, description, weak, problem) of a key transport AlgorithmIdentifier (its whole
+    definite-length encoding). Remembered by the encoding: every message to a recipient
+    repeats the same few bytes."""
+    oid, params = _alg(alg_der, _tlv_kid(alg_der))
+    if oid == O.RSA_ENCRYPTION:
+        return "pkcs1v15", "RSAES-PKCS1-v1_5", False, None
+    if oid == O.RSAES_OAEP:
+        hash_name, problem = _oaep_params(alg_der, params)
+        text = f"RSAES-OAEP ({_HASH_TEXT.get(hash_name or '', 'unsupported parameters')})"
+        if hash_name is None:
+            return None, text, False, problem
+        return _OAEP_PADDING[hash_name], text, hash_name == "sha1", problem
+    return None, f"unknown key transport {oid}", False, f"unsupported key transport algorithm {oid}"
+
+
+def _tlv_kid(buf: bytes) -> tuple[int, int, int, int]:
+    """The child tuple of a value that is the whole of ``buf``."""
+    tag, cs, ce, nxt = _tlv(buf, 0, len(buf))
+    if nxt != len(buf):
+        raise _Bad("unexpected data after an AlgorithmIdentifier")
+    return tag, 0, cs, ce
 
 
 def _hash_of(buf: bytes, kid: tuple[int, ...]) -> str:

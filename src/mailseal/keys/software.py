@@ -46,7 +46,7 @@ def hash_algorithm(name: HashName | str) -> hashes.HashAlgorithm:
 class SoftwareKey:
     """A :class:`~mailseal.keys.base.PrivateKey` backed by a key object in memory."""
 
-    __slots__ = ("_key", "_pkcs1", "_pss")
+    __slots__ = ("_key", "_oaep", "_pkcs1", "_pss")
 
     def __init__(self, key: SoftwarePrivateKey) -> None:
         if not isinstance(
@@ -62,6 +62,7 @@ class SoftwareKey:
         self._key = key
         self._pkcs1 = padding.PKCS1v15()
         self._pss: dict[str, padding.PSS] = {}
+        self._oaep: dict[str, padding.OAEP] = {}
 
     @property
     def key(self) -> SoftwarePrivateKey:
@@ -116,8 +117,12 @@ class SoftwareKey:
         if padding_name == "pkcs1v15":
             pad = self._pkcs1
         else:
-            h = hash_algorithm(padding_name.split("-", 1)[1])
-            pad = padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=None)
+            oaep = self._oaep.get(padding_name)
+            if oaep is None:
+                h = hash_algorithm(padding_name.split("-", 1)[1])
+                oaep = padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=None)
+                self._oaep[padding_name] = oaep
+            pad = oaep
         return k.decrypt(ciphertext, pad)
 
     def exchange(self, peer_public_key: bytes) -> bytes:

@@ -355,16 +355,20 @@ class Canonicalizer:
             self._leaf(r, fields, ct)
 
     def _headers(self, fields: list[HeaderField], replace_cte: str | None) -> None:
-        wrote_cte = False
+        if replace_cte is None:
+            self.emit(b"".join([f.canonical() for f in fields]))
+            return
+        out = []
+        cte = b"Content-Transfer-Encoding: " + replace_cte.encode() + b"\r\n"
         for f in fields:
-            if f.lname == "content-transfer-encoding" and replace_cte is not None:
-                if not wrote_cte:
-                    self.emit(b"Content-Transfer-Encoding: " + replace_cte.encode() + b"\r\n")
-                    wrote_cte = True
+            if f.lname == "content-transfer-encoding":
+                if cte:
+                    out.append(cte)
+                    cte = b""
                 continue
-            self.emit(f.canonical())
-        if replace_cte is not None and not wrote_cte:
-            self.emit(b"Content-Transfer-Encoding: " + replace_cte.encode() + b"\r\n")
+            out.append(f.canonical())
+        out.append(cte)
+        self.emit(b"".join(out))
 
     def _multipart(
         self, r: Reader, fields: list[HeaderField], ct: H.ContentType, depth: int

@@ -139,9 +139,9 @@ def classify(r: Reader, limits: Limits = DEFAULT_LIMITS) -> Classified:
     ct = H.content_type(fields)
     if ct.value == "multipart/signed":
         return Classified("multipart-signed", tuple(fields), ct.value, None)
-    name = _name_param(fields, ct)
     if ct.value in _MIME_TYPES or (
-        ct.value == "application/octet-stream" and name.endswith((".p7m", ".p7z"))
+        ct.value == "application/octet-stream"
+        and _name_param(fields, ct).endswith((".p7m", ".p7z"))
     ):
         smime_type = (ct.param("smime-type") or "").lower()
         cte = H.transfer_encoding(fields)

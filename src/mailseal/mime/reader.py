@@ -17,6 +17,8 @@ __all__ = ["HeaderField", "PartReader", "Reader", "read_header_block"]
 CHUNK = 1 << 20
 _MAX_DELIMITER_LINE = 64 * 1024
 _FIELD_NAME = re.compile(rb"[!-9;-~]+")
+# one header field: its name, the rest of its line, and any continuation lines
+_FIELD = re.compile(rb"(?m)^(([!-9;-~]++)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*)")
 
 
 class Reader:
@@ -212,24 +214,32 @@ class PartReader:
 class HeaderField:
     """One header field: its name and the raw bytes of its (possibly folded) lines."""
 
-    __slots__ = ("lines", "lname", "name")
+    __slots__ = ("_canon", "lines", "lname", "name")
 
-    def __init__(self, name: str, lines: list[bytes]) -> None:
+    def __init__(self, name: str, lines: list[bytes], canon: bytes | None = None) -> None:
         self.name = name
         self.lname = name.lower()
         self.lines = lines
+        # the canonical form, when the reader already knows it (a CRLF-clean header block)
+        self._canon = canon
 
     def raw(self) -> bytes:
         return b"".join(self.lines)
 
     def value(self) -> str:
         """The unfolded value as text (undecodable bytes kept as surrogates)."""
-        raw = b"".join(line.rstrip(b"\r\n") for line in self.lines)
+        lines = self.lines
+        if len(lines) == 1:
+            raw = lines[0].rstrip(b"\r\n")
+        else:
+            raw = b"".join([line.rstrip(b"\r\n") for line in lines])
         _, _, val = raw.partition(b":")
         return val.strip().decode("utf-8", "surrogateescape")
 
     def canonical(self) -> bytes:
         """The field's lines with CRLF line ends."""
+        if self._canon is not None:
+            return self._canon
         lines = self.lines
         if len(lines) == 1 and lines[0].endswith(b"\r\n") and b"\r" not in lines[0][:-2]:
             return lines[0]
@@ -248,23 +258,30 @@ def _fast_header_block(
     m = _BLANK_LINE.search(buf)
     if m is None or m.end() > limits.max_header_block:
         return None
-    lines = buf[: m.start() + 1].split(b"\n")
-    lines.pop()  # the empty piece after the last line break
-    if len(lines) > limits.max_header_fields or max(map(len, lines)) >= limits.max_header_line:
+    block = buf[: m.start() + 1]
+    end = len(block)
+    if block.count(b"\n") > limits.max_header_fields:
         return None
-    fields: list[HeaderField] = []
-    for raw in lines:
-        line = raw + b"\n"
-        if line[0] in (0x20, 0x09):
-            if not fields:
-                return None
-            fields[-1].lines.append(line)
-            continue
-        name, colon, _ = line.partition(b":")
-        name = name.rstrip(b" \t")
-        if not colon or not _FIELD_NAME.fullmatch(name):
-            return None
-        fields.append(HeaderField(name.decode("ascii"), [line]))
+    if (
+        end >= limits.max_header_line
+        and max(map(len, block.split(b"\n"))) >= limits.max_header_line
+    ):
+        return None
+    found = _FIELD.findall(block)
+    # findall skips what does not match: the fields must cover the block exactly
+    if sum(len(text) for text, _name in found) != end:
+        return None
+    # every line ends in CRLF and no CR stands alone: each field is already canonical
+    crlf = block.count(b"\r") == block.count(b"\r\n") == block.count(b"\n")
+    fields = [
+        HeaderField(
+            name.decode("ascii"),
+            # a folded field keeps one entry per physical line, as the line reader does
+            [text] if text.count(b"\n") == 1 else [x + b"\n" for x in text.split(b"\n")[:-1]],
+            text if crlf else None,
+        )
+        for text, name in found
+    ]
     sep = buf[m.start() + 1 : m.end()]
     src.read(m.end())
     return fields, sep
@@ -282,6 +299,11 @@ def read_header_block(
     fast = _fast_header_block(src, limits)
     if fast is not None:
         return fast
+    return _header_block_by_lines(src, limits)
+
+
+def _header_block_by_lines(src: Reader, limits: Limits) -> tuple[list[HeaderField], bytes | None]:
+    """The general reader behind :func:`read_header_block`, one line at a time."""
     fields: list[HeaderField] = []
     total = 0
     first = True

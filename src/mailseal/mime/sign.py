@@ -24,8 +24,14 @@ def split_message_headers(
     fields: list[HeaderField],
 ) -> tuple[list[HeaderField], list[HeaderField]]:
     """(transport headers that stay outside, Content-* headers of the signed entity)."""
-    outer = [f for f in fields if not f.lname.startswith("content-") and f.lname != "mime-version"]
-    inner = [f for f in fields if f.lname.startswith("content-")]
+    outer: list[HeaderField] = []
+    inner: list[HeaderField] = []
+    for f in fields:
+        lname = f.lname
+        if lname.startswith("content-"):
+            inner.append(f)
+        elif lname != "mime-version":
+            outer.append(f)
     return outer, inner
 
 

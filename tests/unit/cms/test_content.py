@@ -108,6 +108,61 @@ def test_seal_refuses_a_used_encryptor_and_oversized_content() -> None:
         big.seal(bytes(SEAL_MAX + 1))
 
 
+@pytest.mark.parametrize("cipher", ALL, ids=lambda c: c.name)
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 1000, 70_000])
+def test_open_in_one_call_matches_the_streaming_form(cipher: ContentCipher, size: int) -> None:
+    """open() decrypts what update + finalize decrypt, with the same refusals: a modified
+    ciphertext or tag, other AAD, and a second use."""
+    key = new_key(cipher)
+    data = os.urandom(size)
+    aad = {"aad": b"authenticated attributes"} if cipher.aead else {}
+    enc, ct = encrypt(cipher, key, data, 4096, **aad)
+    oid, params = split_alg(enc.algorithm_der)
+    tag = enc.tag if cipher.aead else None
+
+    dec = ContentDecryptor(oid, params, key, **aad)
+    assert dec.open(ct, tag) == data
+    for again in (lambda: dec.open(ct, tag), lambda: dec.update(b"x"), lambda: dec.finalize(tag)):
+        with pytest.raises(UsageError):
+            again()
+    if cipher.aead:
+        assert tag is not None
+        bad_tag = tag[:-1] + bytes((tag[-1] ^ 1,))
+        with pytest.raises(DecryptionError):
+            ContentDecryptor(oid, params, key, **aad).open(ct, bad_tag)
+        with pytest.raises(DecryptionError):
+            ContentDecryptor(oid, params, key, aad=b"other").open(ct, tag)
+        if ct:
+            flipped = bytes((ct[0] ^ 1,)) + ct[1:]
+            with pytest.raises(DecryptionError):
+                ContentDecryptor(oid, params, key, **aad).open(flipped, tag)
+        with pytest.raises(UsageError, match="needs the authentication tag"):
+            ContentDecryptor(oid, params, key, **aad).open(ct)
+    else:
+        with pytest.raises(MalformedCMS):
+            ContentDecryptor(oid, params, key).open(ct[:-1])
+        with pytest.raises(DecryptionError):
+            ContentDecryptor(oid, params, new_key(cipher)).open(ct)
+        with pytest.raises(UsageError, match="no authentication tag"):
+            ContentDecryptor(oid, params, key).open(ct, b"x" * 16)
+
+
+def test_open_with_a_short_gcm_tag_and_after_streaming() -> None:
+    """A 12-byte tag (RFC 5084's default) takes the context path inside open(); a decryptor that
+    has started streaming refuses open()."""
+    key, nonce = os.urandom(16), os.urandom(12)
+    ref = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+    ct = ref.update(b"short tag") + ref.finalize()
+    params = der.sequence(der.octet_string(nonce))
+    assert ContentDecryptor(OIDS["aes-128-gcm"], params, key).open(ct, ref.tag[:12]) == b"short tag"
+    with pytest.raises(MalformedCMS, match="tag is 16 bytes"):
+        ContentDecryptor(OIDS["aes-128-gcm"], params, key).open(ct, ref.tag)
+    dec = ContentDecryptor(OIDS["aes-128-gcm"], params, key)
+    dec.update(ct[:4])
+    with pytest.raises(UsageError, match="fresh decryptor"):
+        dec.open(ct[4:], ref.tag[:12])
+
+
 # ---- tables -------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@ and header block parsing."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -353,3 +355,50 @@ def test_header_limits() -> None:
     folded = b"Subject: a\r\n" + b" b\r\n" * 100 + b"\r\n"
     with pytest.raises(LimitExceeded, match="header block"):
         read_header_block(chunked_reader(folded, 64), Limits(max_header_block=200))
+
+
+_HEADER_LINES = st.sampled_from(
+    [
+        b"Subject: plain\r\n",
+        b"From: A <a@example.org>\n",
+        b"X-Name : spaced before the colon\r\n",
+        b"Empty:\r\n",
+        b"NoSpace:value\r\n",
+        b" folded continuation\r\n",
+        b"\tfolded with a tab\n",
+        b"Bad Name: a space inside the name\r\n",
+        b"no colon at all\r\n",
+        b"Caf\xc3\xa9: eight-bit name\r\n",
+        b"Subject: eight-bit caf\xc3\xa9 value\r\n",
+        b"Odd: a bare\rcarriage return\r\n",
+        b"Weird-Chars!#$%&'*+^_`|~: ok\r\n",
+        b":\r\n",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(_HEADER_LINES, max_size=8),
+    sep=st.sampled_from([b"\r\n", b"\n"]),
+    body=st.sampled_from([b"", b"body\r\n", b"Looks: like a header\r\n"]),
+)
+def test_header_block_fast_path_agrees_with_line_reader(
+    lines: list[bytes], sep: bytes, body: bytes
+) -> None:
+    """Whatever the one-pass reader of a whole header block accepts, it reads exactly as the
+    line-by-line reader does (fields, their raw lines, the separator and what is left)."""
+    from mailseal.mime.reader import _fast_header_block, _header_block_by_lines
+
+    data = b"".join(lines) + sep + body
+    limits = Limits()
+    fast_r = Reader.from_stream(io.BytesIO(data))
+    fast = _fast_header_block(fast_r, limits)
+    slow_r = Reader.from_stream(io.BytesIO(data))
+    slow = _header_block_by_lines(slow_r, limits)
+    if fast is None:
+        assert _drain(fast_r) == data  # nothing consumed
+        return
+    assert [(f.name, f.lines) for f in fast[0]] == [(f.name, f.lines) for f in slow[0]]
+    assert fast[1] == slow[1]
+    assert _drain(fast_r) == _drain(slow_r)
