@@ -21,6 +21,7 @@ from mailseal.errors import UsageError
 from mailseal.keys.base import HashName
 from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
+from mailseal.mime.sign import sign_small as _sign_small
 from mailseal.mime.sign import sign_stream as _sign_stream
 from mailseal.mime.verify import SignedMessage, read_signed
 from mailseal.validation.algorithms import WEAK_DIGESTS
@@ -101,18 +102,12 @@ def sign(
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """Sign a message (bytes in, bytes out). See :func:`sign_stream`."""
+    prepared = _prepare(signers, digest, pss, ski)
+    small = _sign_small(message, prepared, opaque=opaque, when=when, limits=limits)
+    if small is not None:
+        return small
     out = io.BytesIO()
-    sign_stream(
-        io.BytesIO(message),
-        out,
-        signers,
-        opaque=opaque,
-        digest=digest,
-        pss=pss,
-        ski=ski,
-        when=when,
-        limits=limits,
-    )
+    _sign_stream(io.BytesIO(message), out, prepared, opaque=opaque, when=when, limits=limits)
     return out.getvalue()
 
 

@@ -383,10 +383,36 @@ def decrypt_stream(
     return OpenResult(Status.VALID, (layer,), None, _transport(headers))
 
 
-def decrypt(message: bytes, identities: Sequence[Identity], **options: object) -> OpenResult:
-    out = io.BytesIO()
-    res = decrypt_stream(io.BytesIO(message), out, identities, **options)  # type: ignore[arg-type]
-    return OpenResult(res.status, res.layers, out.getvalue(), res.transport_headers)
+def decrypt(
+    message: bytes,
+    identities: Sequence[Identity],
+    *,
+    require_authenticated: bool = False,
+    with_headers: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> OpenResult:
+    """Decrypt a message held in memory. Options as for :func:`decrypt_stream`; the decrypted
+    entity is the result's ``content``."""
+    ids = _decrypters(identities)
+    small = E.decrypt_bytes(
+        message, ids, limits=limits, require_authenticated=require_authenticated
+    )
+    if small is None:
+        out = io.BytesIO()
+        res = decrypt_stream(
+            io.BytesIO(message),
+            out,
+            identities,
+            require_authenticated=require_authenticated,
+            with_headers=with_headers,
+            limits=limits,
+        )
+        return OpenResult(res.status, res.layers, out.getvalue(), res.transport_headers)
+    info, headers, plaintext = small
+    transport = _transport(headers)
+    if with_headers:
+        plaintext = transport + plaintext
+    return OpenResult(Status.VALID, (_encrypted_layer(info, ids),), plaintext, transport)
 
 
 def _transport(fields: Sequence[object]) -> bytes:

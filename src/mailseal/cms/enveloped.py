@@ -59,6 +59,7 @@ __all__ = [
     "EnvelopeWriter",
     "describe_recipient",
     "open_envelope",
+    "open_envelope_bytes",
     "peek_envelope",
 ]
 
@@ -315,6 +316,26 @@ def _read_head(src: _Src, budget: list[int], limits: Limits) -> _Head:
     return _Head(kind, ci, ctx, env, env_start, recipients, eci, eci_start, ct_der, alg_oid, params)
 
 
+def _content_key(
+    kind: Literal["enveloped-data", "authEnveloped-data"],
+    recipients: Sequence[ParsedRecipient],
+    alg_oid: str,
+    identities: Sequence[tuple[x509.Certificate, Decrypter]],
+    require_authenticated: bool,
+) -> tuple[bytes, int, int]:
+    """(content-encryption key, identity index, RecipientInfo index), after the checks that
+    come before any decryption."""
+    if require_authenticated and kind == "enveloped-data":
+        raise DecryptionError(
+            "the message is EnvelopedData (CBC), whose encryption does not protect integrity, "
+            "and authenticated encryption was required"
+        )
+    if not recipients:
+        raise MalformedCMS("the message has no RecipientInfo")
+    known = CIPHER_BY_OID.get(alg_oid)
+    return _find_key(recipients, identities, known.key_size if known else None)
+
+
 def open_envelope(
     read: Callable[[int], bytes],
     identities: Sequence[tuple[x509.Certificate, Decrypter]],
@@ -337,15 +358,9 @@ def open_envelope(
     kind, ci, ctx, env, env_start = head.kind, head.ci, head.ctx, head.env, head.env_start
     eci, eci_start, ct_der = head.eci, head.eci_start, head.ct_der
     alg_oid, params, recipients = head.alg_oid, head.params, head.recipients
-    if require_authenticated and kind == "enveloped-data":
-        raise DecryptionError(
-            "the message is EnvelopedData (CBC), whose encryption does not protect integrity, "
-            "and authenticated encryption was required"
-        )
-    if not recipients:
-        raise MalformedCMS("the message has no RecipientInfo")
-    known = CIPHER_BY_OID.get(alg_oid)
-    cek, opened_by, rindex = _find_key(recipients, identities, known.key_size if known else None)
+    cek, opened_by, rindex = _content_key(
+        kind, recipients, alg_oid, identities, require_authenticated
+    )
     content_hdr = _read_header(src)
     if content_hdr.tag not in (0x80, 0xA0):
         raise MalformedCMS("the encrypted content is missing (detached content is not supported)")
@@ -536,3 +551,138 @@ def peek_envelope(
     head = _read_head(_Src(read), [limits.max_signature_bytes], limits)
     known = CIPHER_BY_OID.get(head.alg_oid)
     return EnvelopeHeader(head.kind, known.name if known else head.alg_oid, head.recipients)
+
+
+_OID_ENVELOPED = der.oid(O.ID_ENVELOPED_DATA)
+_OID_AUTH_ENVELOPED = der.oid(O.ID_CT_AUTH_ENVELOPED_DATA)
+
+
+@dataclass(frozen=True, slots=True)
+class _Small:
+    """An envelope read from DER in memory."""
+
+    kind: Literal["enveloped-data", "authEnveloped-data"]
+    recipients: tuple[ParsedRecipient, ...]
+    ct_der: bytes
+    alg_oid: str
+    params: bytes | None
+    ciphertext: bytes
+    aad: bytes | None
+    tag: bytes | None
+
+
+def _read_small(data: bytes, limits: Limits) -> _Small | None:
+    """The envelope in ``data`` when it is plain DER of the usual shape: definite lengths,
+    no originatorInfo, the ciphertext present and primitive, no unprotected or
+    unauthenticated attributes, nothing after it. None for anything else (which is not
+    necessarily wrong: :func:`open_envelope` reads every form and explains what is)."""
+    try:
+        tag, cs, ce = F.tlv(data, 0, len(data))
+        if tag != 0x30 or ce != len(data):
+            return None
+        top = F.children(data, cs, ce)
+        if len(top) != 2 or top[0][0] != 0x06 or top[1][0] != 0xA0:
+            return None
+        oid_der = data[top[0][1] : top[0][3]]
+        kind: Literal["enveloped-data", "authEnveloped-data"]
+        if oid_der == _OID_ENVELOPED:
+            kind = "enveloped-data"
+        elif oid_der == _OID_AUTH_ENVELOPED:
+            kind = "authEnveloped-data"
+        else:
+            return None
+        wrapper = F.children(data, top[1][2], top[1][3])
+        if len(wrapper) != 1 or wrapper[0][0] != 0x30:
+            return None
+        fields = F.children(data, wrapper[0][2], wrapper[0][3])
+        if len(fields) < 3 or fields[0][0] != 0x02 or fields[1][0] != 0x31:
+            return None
+        if fields[2][0] != 0x30:
+            return None
+        eci = F.children(data, fields[2][2], fields[2][3])
+        if len(eci) != 3 or eci[0][0] != 0x06 or eci[1][0] != 0x30 or eci[2][0] != 0x80:
+            return None
+        rest = fields[3:]
+        aad = tag_value = None
+        if kind == "authEnveloped-data":
+            if rest and rest[0][0] == 0xA1:  # authAttrs, authenticated as a SET (RFC 5083 §2.1)
+                aad = b"\x31" + data[rest[0][1] + 1 : rest[0][3]]
+                rest = rest[1:]
+            if len(rest) != 1 or rest[0][0] != 0x04:
+                return None
+            tag_value = data[rest[0][2] : rest[0][3]]
+        elif rest:
+            return None
+        ciphertext_length = eci[2][3] - eci[2][2]
+        if ciphertext_length > _SPOOL_MEMORY:
+            return None
+        if len(data) - ciphertext_length > limits.max_signature_bytes:
+            return None
+    except F.Unusual:
+        return None
+    recipients = parse_recipient_infos(data[fields[1][1] : fields[1][3]])
+    alg_oid, params = _algorithm(data[eci[1][1] : eci[1][3]])
+    return _Small(
+        kind,
+        recipients,
+        data[eci[0][1] : eci[0][3]],
+        alg_oid,
+        params,
+        data[eci[2][2] : eci[2][3]],
+        aad,
+        tag_value,
+    )
+
+
+def open_envelope_bytes(
+    data: bytes,
+    identities: Sequence[tuple[x509.Certificate, Decrypter]],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    require_authenticated: bool = False,
+) -> tuple[EnvelopeInfo, bytes]:
+    """:func:`open_envelope` for a ContentInfo held in memory: (what was learnt, plaintext).
+
+    The usual shape (DER, see :func:`_read_small`) is read and decrypted in one pass; any
+    other form goes through :func:`open_envelope`. The checks, errors and results are the
+    same either way.
+    """
+    small = _read_small(data, limits)
+    if small is None:
+        out: list[bytes] = []
+        info = open_envelope(
+            _reader(data),
+            identities,
+            out.append,
+            limits=limits,
+            require_authenticated=require_authenticated,
+        )
+        return info, b"".join(out)
+    cek, opened_by, rindex = _content_key(
+        small.kind, small.recipients, small.alg_oid, identities, require_authenticated
+    )
+    dec = ContentDecryptor(small.alg_oid, small.params, cek, aad=small.aad)
+    plaintext = dec.open(small.ciphertext, small.tag)
+    info = EnvelopeInfo(
+        small.kind,
+        dec.cipher.name,
+        small.kind == "authEnveloped-data",
+        small.recipients,
+        opened_by,
+        rindex,
+        _oid_text(small.ct_der),
+    )
+    return info, plaintext
+
+
+def _reader(data: bytes) -> Callable[[int], bytes]:
+    view = memoryview(data)
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        out = bytes(view[pos : pos + n])
+        pos += len(out)
+        return out
+
+    return read

@@ -579,6 +579,14 @@ def parse_recipient_infos(
     recipients (RecipientEncryptedKeys counted one by one).
     """
     buf = bytes(set_der)
+    fast = _ktri_only(buf, max_recipients)
+    if fast is not None:
+        return fast
+    return _parse_any(buf, max_recipients)
+
+
+def _parse_any(buf: bytes, max_recipients: int) -> tuple[ParsedRecipient, ...]:
+    """The general reader behind :func:`parse_recipient_infos`: every kind, DER or BER."""
     try:
         tag, cs, ce, nxt = _tlv(buf, 0, len(buf))
     except _Bad as exc:
@@ -605,6 +613,57 @@ def parse_recipient_infos(
         raise MalformedCMS(f"RecipientInfo {index + 1} is malformed ({exc})") from None
     except (IndexError, ValueError, OverflowError) as exc:  # defence in depth
         raise MalformedCMS(f"RecipientInfo {index + 1} is malformed ({exc})") from None
+    return tuple(out)
+
+
+def _ktri_only(buf: bytes, max_recipients: int) -> tuple[ParsedRecipient, ...] | None:
+    """The common case read in one pass: a DER SET of KeyTransRecipientInfos with primitive
+    values. None for anything else, which the general reader parses (and explains)."""
+    try:
+        tag, cs, ce = F.tlv(buf, 0, len(buf))
+        if tag != 0x31 or ce != len(buf):
+            return None
+        entries = F.children(buf, cs, ce)
+        if not entries or len(entries) > max_recipients:
+            return None
+        out = []
+        for index, (etag, _hs, es, ee) in enumerate(entries):
+            if etag != 0x30:
+                return None
+            kids = F.children(buf, es, ee)
+            if len(kids) != 4 or kids[0][0] != 0x02 or kids[3][0] != 0x04:
+                return None
+            version_k, rid_k, alg_k, ek_k = kids
+            if version_k[3] == version_k[2]:
+                return None
+            if rid_k[0] == 0x30:
+                ias = F.children(buf, rid_k[2], rid_k[3])
+                if len(ias) != 2 or ias[0][0] != 0x30 or ias[1][0] != 0x02:
+                    return None
+                if ias[1][3] == ias[1][2]:
+                    return None
+                serial = int.from_bytes(buf[ias[1][2] : ias[1][3]], "big", signed=True)
+                rid = CertId(issuer_der=buf[ias[0][1] : ias[0][3]], serial=serial)
+            elif rid_k[0] == 0x80:
+                rid = CertId(ski=buf[rid_k[2] : rid_k[3]])
+            else:
+                return None
+            transport, algorithm, weak, problem = _key_transport(buf[alg_k[1] : alg_k[3]])
+            out.append(
+                ParsedRecipient(
+                    index=index,
+                    kind="ktri",
+                    rids=(rid,),
+                    algorithm=algorithm,
+                    version=int.from_bytes(buf[version_k[2] : version_k[3]], "big", signed=True),
+                    weak=weak,
+                    problem=problem,
+                    encrypted_keys=(buf[ek_k[2] : ek_k[3]],),
+                    key_transport=transport,
+                )
+            )
+    except (F.Unusual, _Bad):
+        return None
     return tuple(out)
 
 

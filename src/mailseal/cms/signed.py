@@ -102,6 +102,7 @@ class PreparedSigner:
     """One signer with every per-message-constant piece already encoded."""
 
     __slots__ = (
+        "_info_head",
         "_last_time",
         "_md_prefix",
         "_single",
@@ -172,6 +173,7 @@ class PreparedSigner:
         st = _attribute(O.ID_SIGNING_TIME, der.signing_time(_dt.datetime(2000, 1, 1)))
         self._st_prefix = st[:-13]
         self._single: tuple[bytes, bytes] | None = None
+        self._info_head: bytes | None = None
         self._last_time: tuple[_dt.datetime, bytes] | None = None
 
     def _time_attr(self, when: _dt.datetime) -> bytes:
@@ -197,17 +199,29 @@ class PreparedSigner:
             self._md_prefix + message_digest,
             self._time_attr(when),
         ]
-        body = b"".join(sorted(attrs))
+        attrs.sort()
+        body = b"".join(attrs)
         to_sign = b"\x31" + der.encode_length(len(body)) + body
         signature = self.identity.key.sign(to_sign, self.scheme)
-        return der.sequence(
-            der.integer(self.version),
-            self.sid,
-            self.digest_der,
-            b"\xa0" + to_sign[1:],
-            self.sig_alg_der,
-            der.octet_string(signature),
+        if self._info_head is None:
+            self._info_head = der.integer(self.version) + self.sid + self.digest_der
+        return der.tlv(
+            0x30,
+            b"".join(
+                (
+                    self._info_head,
+                    b"\xa0",
+                    to_sign[1:],
+                    self.sig_alg_der,
+                    der.octet_string(signature),
+                )
+            ),
         )
+
+
+_OID_SIGNED_DATA = der.oid(O.ID_SIGNED_DATA)
+#: EncapsulatedContentInfo of a detached signature: id-data, no content
+_DETACHED_ENCAP = der.sequence(der.oid(O.ID_DATA))
 
 
 def _header(tag: int, length: int) -> bytes:
@@ -242,13 +256,12 @@ def encode_signed_data(
                 seen.setdefault(c, None)
         certs = der.context(0, b"".join(sorted(seen)))
         head = der.integer(version) + digest_algs
-    signer_infos = der.set_of(infos)
+    signer_infos = der.tlv(0x31, infos[0]) if len(infos) == 1 else der.set_of(infos)
     tail = certs + signer_infos
     ctype = der.oid(O.ID_DATA)
     if content_length is None:
-        encap = der.sequence(ctype)
-        sd = der.sequence(head, encap, tail)
-        return der.sequence(der.oid(O.ID_SIGNED_DATA), der.context(0, sd)), b""
+        sd = der.tlv(0x30, b"".join((head, _DETACHED_ENCAP, tail)))
+        return der.tlv(0x30, _OID_SIGNED_DATA + der.tlv(0xA0, sd)), b""
     octets_hdr = _header(0x04, content_length)
     explicit_len = len(octets_hdr) + content_length
     explicit_hdr = _header(0xA0, explicit_len)
@@ -266,6 +279,10 @@ def encode_signed_data(
     return prefix, tail
 
 
+#: Encapsulated content up to this size is written as DER (definite lengths); beyond, as BER.
+DER_LIMIT = 1 << 20
+
+
 class OpaqueSignedWriter:
     """Encapsulating SignedData written as the content streams past.
 
@@ -281,7 +298,7 @@ class OpaqueSignedWriter:
         signers: Sequence[PreparedSigner],
         *,
         when: _dt.datetime | None = None,
-        der_limit: int = 1 << 20,
+        der_limit: int = DER_LIMIT,
     ) -> None:
         if not signers:
             raise IdentityError("at least one signer is needed")

@@ -172,6 +172,22 @@ def _has_from_line(tail: bytes, chunk: bytes) -> bool:
     return b"\nFrom " in chunk or b"\nFrom " in tail + chunk[:5]
 
 
+def clean_body(body: bytes) -> bytes | None:
+    """A whole body as the optimistic pass writes it when it lets the body through (7-bit, no
+    NUL, no line starting "From ", no line over 998 octets): LF and CRLF line ends become
+    CRLF, anything else stays as it is. None when the body needs the careful pass. For
+    bodies held in memory (the streaming pass does the same chunk by chunk)."""
+    if not body.isascii() or b"\x00" in body or body.startswith(b"From ") or b"\nFrom " in body:
+        return None
+    if body.count(b"\n") != body.count(b"\r\n"):
+        body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    try:
+        _check_lines(body, 0)
+    except NeedsSafePass:
+        return None
+    return body
+
+
 class _B64Encoder:
     __slots__ = ("carry", "emit")
 

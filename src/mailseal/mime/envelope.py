@@ -18,7 +18,13 @@ from cryptography import x509
 from mailseal.cms.compressed import CompressWriter
 from mailseal.cms.compressed import decompress_stream as _decompress
 from mailseal.cms.content import ContentCipher
-from mailseal.cms.enveloped import EnvelopeInfo, EnvelopeRecipient, EnvelopeWriter, open_envelope
+from mailseal.cms.enveloped import (
+    EnvelopeInfo,
+    EnvelopeRecipient,
+    EnvelopeWriter,
+    open_envelope,
+    open_envelope_bytes,
+)
 from mailseal.errors import InputError, NotSMIME
 from mailseal.keys.base import Decrypter
 from mailseal.limits import DEFAULT_LIMITS, Limits
@@ -33,6 +39,7 @@ __all__ = [
     "classify",
     "compress_stream",
     "decompress_stream",
+    "decrypt_bytes",
     "decrypt_stream",
     "encrypt_stream",
 ]
@@ -238,6 +245,39 @@ def decrypt_stream(
         top.read, identities, sink.write, limits=limits, require_authenticated=require_authenticated
     )
     return info, top.headers
+
+
+#: The largest message :func:`decrypt_bytes` takes in one pass.
+SMALL_MAX = 1 << 20
+
+
+def decrypt_bytes(
+    message: bytes,
+    identities: Sequence[tuple[x509.Certificate, Decrypter]],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    require_authenticated: bool = False,
+) -> tuple[EnvelopeInfo, tuple[HeaderField, ...], bytes] | None:
+    """Decrypt an encrypted message of at most :data:`SMALL_MAX` bytes held in memory: (what
+    was learnt, the outer header fields, the decrypted entity). None when the message is
+    larger or not an encrypted message at all (:func:`decrypt_stream` then reads it and says
+    what it is); everything else is decided here, with the same checks and errors."""
+    if len(message) > SMALL_MAX:
+        return None
+    r = Reader.from_bytes(message)
+    top = classify(r, limits)
+    if top.kind not in ("enveloped-data", "authEnveloped-data") or top.read is None:
+        return None
+    parts = []
+    while True:
+        part = top.read(SMALL_MAX)
+        if not part:
+            break
+        parts.append(part)
+    info, plaintext = open_envelope_bytes(
+        b"".join(parts), identities, limits=limits, require_authenticated=require_authenticated
+    )
+    return info, top.headers, plaintext
 
 
 def decompress_stream(

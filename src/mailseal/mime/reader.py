@@ -19,6 +19,9 @@ _MAX_DELIMITER_LINE = 64 * 1024
 _FIELD_NAME = re.compile(rb"[!-9;-~]+")
 # one header field: its name, the rest of its line, and any continuation lines
 _FIELD = re.compile(rb"(?m)^(([!-9;-~]++)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*)")
+# a whole header block made of such fields (a name never starts with a space or a tab, so
+# the match is unambiguous and linear)
+_FIELDS = re.compile(rb"(?:[!-9;-~]++[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
 
 
 class Reader:
@@ -35,6 +38,16 @@ class Reader:
     @classmethod
     def from_stream(cls, stream: BinaryIO) -> Reader:
         return cls(stream.read)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Reader:
+        """A reader over ``data`` held in memory (one buffer, no copies per read)."""
+        pending = [data]
+
+        def fill(_size: int) -> bytes:
+            return pending.pop() if pending else b""
+
+        return cls(fill)
 
     def _more(self, size: int = CHUNK) -> bool:
         if self._eof:
@@ -267,21 +280,25 @@ def _fast_header_block(
         and max(map(len, block.split(b"\n"))) >= limits.max_header_line
     ):
         return None
-    found = _FIELD.findall(block)
-    # findall skips what does not match: the fields must cover the block exactly
-    if sum(len(text) for text, _name in found) != end:
+    if _FIELDS.fullmatch(block) is None:
         return None
+    found = _FIELD.findall(block)
     # every line ends in CRLF and no CR stands alone: each field is already canonical
     crlf = block.count(b"\r") == block.count(b"\r\n") == block.count(b"\n")
-    fields = [
-        HeaderField(
-            name.decode("ascii"),
-            # a folded field keeps one entry per physical line, as the line reader does
-            [text] if text.count(b"\n") == 1 else [x + b"\n" for x in text.split(b"\n")[:-1]],
-            text if crlf else None,
-        )
-        for text, name in found
-    ]
+    if b"\n " in block or b"\n\t" in block:
+        fields = [
+            HeaderField(
+                name.decode("ascii"),
+                # a folded field keeps one entry per physical line, as the line reader does
+                [x + b"\n" for x in text.split(b"\n")[:-1]],
+                text if crlf else None,
+            )
+            for text, name in found
+        ]
+    elif crlf:
+        fields = [HeaderField(name.decode("ascii"), [text], text) for text, name in found]
+    else:
+        fields = [HeaderField(name.decode("ascii"), [text]) for text, name in found]
     sep = buf[m.start() + 1 : m.end()]
     src.read(m.end())
     return fields, sep

@@ -9,15 +9,19 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol
 
 from mailseal.cms.algorithms import DIGESTS
-from mailseal.cms.signed import OpaqueSignedWriter, PreparedSigner, encode_signed_data
+from mailseal.cms.signed import DER_LIMIT, OpaqueSignedWriter, PreparedSigner, encode_signed_data
 from mailseal.errors import InputError
 from mailseal.limits import DEFAULT_LIMITS, Limits
-from mailseal.mime.canon import Canonicalizer, NeedsSafePass, _B64Encoder, b64_lines
+from mailseal.mime import headers as H
+from mailseal.mime.canon import Canonicalizer, NeedsSafePass, _B64Encoder, b64_lines, clean_body
 from mailseal.mime.reader import HeaderField, Reader, read_header_block
 
-__all__ = ["sign_stream", "split_message_headers"]
+__all__ = ["SMALL_MAX", "sign_small", "sign_stream", "split_message_headers"]
 
 _SPOOL_MEMORY = 8 << 20
+#: The largest message :func:`sign_small` takes.
+SMALL_MAX = 1 << 20
+_DEFAULT_TYPE = b"Content-Type: text/plain; charset=us-ascii\r\n"
 
 
 def split_message_headers(
@@ -117,6 +121,49 @@ def _canonicalize(
     Canonicalizer(emit_factory(), limits).entity(r, inner)
 
 
+def _detached_head(head: bytes, signers: Sequence[PreparedSigner], boundary: bytes) -> bytes:
+    """The multipart/signed header and preamble, up to the first part."""
+    return (
+        head
+        + b'Content-Type: multipart/signed; protocol="application/pkcs7-signature";\r\n'
+        + b' micalg="'
+        + _micalg(signers).encode()
+        + b'"; boundary="'
+        + boundary
+        + b'"\r\n\r\nThis is an S/MIME signed message.\r\n\r\n--'
+        + boundary
+        + b"\r\n"
+    )
+
+
+def _detached_tail(boundary: bytes, cms: bytes) -> bytes:
+    """The signature part and the closing delimiter, after the signed entity."""
+    return (
+        b"\r\n--"
+        + boundary
+        + b'\r\nContent-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+        + b"Content-Transfer-Encoding: base64\r\n"
+        + b'Content-Disposition: attachment; filename="smime.p7s"\r\n'
+        + b"Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
+        + b64_lines(cms)
+        + b"--"
+        + boundary
+        + b"--\r\n"
+    )
+
+
+_OPAQUE_HEAD = (
+    b"Content-Type: application/pkcs7-mime; smime-type=signed-data;"
+    + b' name="smime.p7m"\r\n'
+    + b"Content-Transfer-Encoding: base64\r\n"
+    + b'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n'
+)
+
+
+def _new_boundary() -> bytes:
+    return b"----=_mailseal_" + secrets.token_hex(16).encode()
+
+
 def sign_stream(
     source: BinaryIO,
     sink: BinaryIO,
@@ -151,18 +198,8 @@ def sign_stream(
     head = b"".join(f.canonical() for f in outer) + b"MIME-Version: 1.0\r\n"
 
     if not opaque:
-        boundary = b"----=_mailseal_" + secrets.token_hex(16).encode()
-        out(
-            head
-            + b'Content-Type: multipart/signed; protocol="application/pkcs7-signature";\r\n'
-            + b' micalg="'
-            + _micalg(signers).encode()
-            + b'"; boundary="'
-            + boundary
-            + b'"\r\n\r\nThis is an S/MIME signed message.\r\n\r\n--'
-            + boundary
-            + b"\r\n"
-        )
+        boundary = _new_boundary()
+        out(_detached_head(head, signers, boundary))
         mark = sink.tell() if _seekable(sink) else None
 
         def emitter() -> Callable[[bytes], None]:
@@ -191,27 +228,52 @@ def sign_stream(
         _canonicalize(src, first, emitter, rewind if mark is not None else None, limits)
         digests = {name: h.digest() for name, h in hashers.items()}
         cms, _ = encode_signed_data(signers, digests, when=when)
-        out(
-            b"\r\n--"
-            + boundary
-            + b'\r\nContent-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
-            + b"Content-Transfer-Encoding: base64\r\n"
-            + b'Content-Disposition: attachment; filename="smime.p7s"\r\n'
-            + b"Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
-            + b64_lines(cms)
-            + b"--"
-            + boundary
-            + b"--\r\n"
-        )
+        out(_detached_tail(boundary, cms))
         return
 
-    out(
-        head
-        + b"Content-Type: application/pkcs7-mime; smime-type=signed-data;"
-        + b' name="smime.p7m"\r\n'
-        + b"Content-Transfer-Encoding: base64\r\n"
-        + b'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n'
-    )
+    out(head + _OPAQUE_HEAD)
     body = Base64Body(sink, lambda write: OpaqueSignedWriter(write, signers, when=when))
     _canonicalize(src, first, body.emitter, body.rewind, limits)
     body.close()
+
+
+def sign_small(
+    message: bytes,
+    signers: Sequence[PreparedSigner],
+    *,
+    opaque: bool = False,
+    when: _dt.datetime | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes | None:
+    """Sign a message held in memory in one pass, when it is the common shape: one part (not
+    multipart, not message/rfc822) whose body needs no re-encoding, at most
+    :data:`SMALL_MAX` bytes. Returns None for anything else, which :func:`sign_stream`
+    handles; what it returns is byte for byte what :func:`sign_stream` writes."""
+    if not signers or not message or len(message) > SMALL_MAX:
+        return None
+    r = Reader.from_bytes(message)
+    fields, sep = read_header_block(r, limits)
+    if sep not in (b"\r\n", b"\n"):
+        return None
+    outer, inner = split_message_headers(fields)
+    ct = H.content_type(inner)
+    if ct.maintype == "multipart" or ct.value == "message/rfc822":
+        return None
+    if H.transfer_encoding(inner) not in ("7bit", "quoted-printable", "base64"):
+        return None
+    body = clean_body(r.read(SMALL_MAX))
+    if body is None:
+        return None
+    entity = b"".join([f.canonical() for f in inner] or [_DEFAULT_TYPE]) + b"\r\n" + body
+    if opaque and len(entity) > DER_LIMIT:
+        return None
+    digests: dict[str, bytes] = {s.digest: b"" for s in signers}
+    for name in digests:
+        digests[name] = hashlib.new(name, entity).digest()
+    head = b"".join([f.canonical() for f in outer]) + b"MIME-Version: 1.0\r\n"
+    if opaque:
+        prefix, suffix = encode_signed_data(signers, digests, when=when, content_length=len(entity))
+        return head + _OPAQUE_HEAD + b64_lines(prefix + entity + suffix)
+    cms, _ = encode_signed_data(signers, digests, when=when)
+    boundary = _new_boundary()
+    return _detached_head(head, signers, boundary) + entity + _detached_tail(boundary, cms)
