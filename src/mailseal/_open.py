@@ -32,7 +32,7 @@ from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import envelope as E
 from mailseal.mime import headers as H
-from mailseal.mime.reader import CHUNK, PartReader, Reader, read_header_block
+from mailseal.mime.reader import CHUNK, HeaderField, PartReader, Reader, read_header_block
 from mailseal.mime.sign import sign_stream as _sign_stream
 from mailseal.mime.sign import split_message_headers
 from mailseal.mime.verify import _ensure_seekable
@@ -415,12 +415,10 @@ def decrypt(
     return OpenResult(Status.VALID, (_encrypted_layer(info, ids),), plaintext, transport)
 
 
-def _transport(fields: Sequence[object]) -> bytes:
-    from mailseal.mime.reader import HeaderField
-
-    hf = [f for f in fields if isinstance(f, HeaderField)]
-    outer, _ = split_message_headers(hf)
-    return b"".join(f.canonical() for f in outer)
+def _transport(fields: Sequence[HeaderField]) -> bytes:
+    """The transport header fields (what stays outside an S/MIME layer), canonical."""
+    outer, _ = split_message_headers(list(fields))
+    return b"".join([f.canonical() for f in outer])
 
 
 def _copy(src: IO[bytes], dst: BinaryIO) -> None:

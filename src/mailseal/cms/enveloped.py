@@ -576,14 +576,15 @@ def _read_small(data: bytes, limits: Limits) -> _Small | None:
     no originatorInfo, the ciphertext present and primitive, no unprotected or
     unauthenticated attributes, nothing after it. None for anything else (which is not
     necessarily wrong: :func:`open_envelope` reads every form and explains what is)."""
+    tlv = F.tlv
     try:
-        tag, cs, ce = F.tlv(data, 0, len(data))
+        tag, cs, ce = tlv(data, 0, len(data))
         if tag != 0x30 or ce != len(data):
             return None
-        top = F.children(data, cs, ce)
-        if len(top) != 2 or top[0][0] != 0x06 or top[1][0] != 0xA0:
+        tag, _os, oe = tlv(data, cs, ce)  # contentType
+        if tag != 0x06:
             return None
-        oid_der = data[top[0][1] : top[0][3]]
+        oid_der = data[cs:oe]
         kind: Literal["enveloped-data", "authEnveloped-data"]
         if oid_der == _OID_ENVELOPED:
             kind = "enveloped-data"
@@ -591,18 +592,26 @@ def _read_small(data: bytes, limits: Limits) -> _Small | None:
             kind = "authEnveloped-data"
         else:
             return None
-        wrapper = F.children(data, top[1][2], top[1][3])
-        if len(wrapper) != 1 or wrapper[0][0] != 0x30:
+        tag, xs, xe = tlv(data, oe, ce)  # [0] content
+        if tag != 0xA0 or xe != ce:
             return None
-        fields = F.children(data, wrapper[0][2], wrapper[0][3])
-        if len(fields) < 3 or fields[0][0] != 0x02 or fields[1][0] != 0x31:
+        tag, es, ee = tlv(data, xs, xe)  # the (Auth)EnvelopedData SEQUENCE
+        if tag != 0x30 or ee != xe:
             return None
-        if fields[2][0] != 0x30:
+        tag, _vs, ve = tlv(data, es, ee)  # version
+        if tag != 0x02:
             return None
-        eci = F.children(data, fields[2][2], fields[2][3])
+        rset_start = ve
+        tag, _rs, rset_end = tlv(data, rset_start, ee)  # recipientInfos
+        if tag != 0x31:
+            return None
+        tag, cis, cie = tlv(data, rset_end, ee)  # EncryptedContentInfo
+        if tag != 0x30:
+            return None
+        eci = F.children(data, cis, cie)
         if len(eci) != 3 or eci[0][0] != 0x06 or eci[1][0] != 0x30 or eci[2][0] != 0x80:
             return None
-        rest = fields[3:]
+        rest = F.children(data, cie, ee)
         aad = tag_value = None
         if kind == "authEnveloped-data":
             if rest and rest[0][0] == 0xA1:  # authAttrs, authenticated as a SET (RFC 5083 §2.1)
@@ -620,7 +629,7 @@ def _read_small(data: bytes, limits: Limits) -> _Small | None:
             return None
     except F.Unusual:
         return None
-    recipients = parse_recipient_infos(data[fields[1][1] : fields[1][3]])
+    recipients = parse_recipient_infos(data[rset_start:rset_end])
     alg_oid, params = _algorithm(data[eci[1][1] : eci[1][3]])
     return _Small(
         kind,

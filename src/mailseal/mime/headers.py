@@ -5,9 +5,11 @@ from __future__ import annotations
 import email.message
 import email.policy
 import email.utils
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from mailseal.errors import MalformedMessage
 from mailseal.mime.reader import HeaderField
@@ -19,7 +21,7 @@ __all__ = ["ContentType", "addresses", "content_type", "find", "transfer_encodin
 class ContentType:
     maintype: str
     subtype: str
-    params: dict[str, str]
+    params: Mapping[str, str]
     present: bool
 
     @property
@@ -52,7 +54,7 @@ def content_type(fields: Sequence[HeaderField], default: str = "text/plain") -> 
         mt, _, st = default.partition("/")
         return ContentType(mt, st, {}, False)
     value = f.value()
-    fast = _fast_content_type(value)
+    fast = _fast_content_type_cached(value) if len(value) <= 200 else _fast_content_type(value)
     if fast is not None:
         return fast
     # anything unusual (RFC 2231 parameters, comments, odd quoting) goes to the email package;
@@ -83,6 +85,16 @@ def content_type(fields: Sequence[HeaderField], default: str = "text/plain") -> 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105
 _FAST_TYPE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*")
 _FAST_PARAM = re.compile(rf';\s*({_TOKEN})\s*=\s*(?:"([^"\\]*)"|({_TOKEN}))\s*')
+
+
+@functools.lru_cache(maxsize=256)
+def _fast_content_type_cached(value: str) -> ContentType | None:
+    """:func:`_fast_content_type` remembered for short values: mail from one client repeats
+    the same few Content-Type values. The parameters are read-only, as the result is shared."""
+    ct = _fast_content_type(value)
+    if ct is None:
+        return None
+    return ContentType(ct.maintype, ct.subtype, MappingProxyType(dict(ct.params)), ct.present)
 
 
 def _fast_content_type(value: str) -> ContentType | None:

@@ -141,8 +141,14 @@ def test_open_in_one_call_matches_the_streaming_form(cipher: ContentCipher, size
     else:
         with pytest.raises(MalformedCMS):
             ContentDecryptor(oid, params, key).open(ct[:-1])
-        with pytest.raises(DecryptionError):
-            ContentDecryptor(oid, params, new_key(cipher)).open(ct)
+        # a wrong key fails the padding check, except about one time in 256 when the garbage
+        # happens to end in valid padding (then it is not the content)
+        try:
+            wrong = ContentDecryptor(oid, params, new_key(cipher)).open(ct)
+        except DecryptionError:
+            pass
+        else:
+            assert wrong != data
         with pytest.raises(UsageError, match="no authentication tag"):
             ContentDecryptor(oid, params, key).open(ct, b"x" * 16)
 
