@@ -1,0 +1,67 @@
+"""The base64 body reader behind opaque signatures and encrypted messages.
+
+A body arrives in pieces of any size; whichever way it is cut (and whether the last piece is
+decoded in one strict call or by the careful path), the reader returns the same bytes, and a
+truncated body is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailseal.errors import MalformedMessage
+from mailseal.mime.reader import Reader
+from mailseal.mime.verify import _B64Reader
+
+from .._support import chunked_reader
+
+
+def _drain(r: _B64Reader, n: int) -> bytes:
+    out = []
+    while True:
+        part = r.read(n)
+        if not part:
+            return b"".join(out)
+        out.append(part)
+
+
+def _body(data: bytes, line: int, eol: bytes) -> bytes:
+    text = base64.b64encode(data)
+    return b"".join(text[i : i + line] + eol for i in range(0, len(text), line))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=700),
+    line=st.sampled_from([76, 64, 4, 5, 1, 1000]),
+    eol=st.sampled_from([b"\r\n", b"\n"]),
+    sizes=st.one_of(st.integers(1, 90), st.lists(st.integers(1, 300), min_size=1, max_size=6)),
+    n=st.sampled_from([1, 7, 1 << 20]),
+    trailer=st.sampled_from([b"", b"\r\n", b"  \r\n"]),
+)
+def test_any_cut_gives_the_same_bytes(
+    data: bytes, line: int, eol: bytes, sizes: int | list[int], n: int, trailer: bytes
+) -> None:
+    body = _body(data, line, eol) + trailer
+    assert _drain(_B64Reader(chunked_reader(body, sizes)), n) == data
+    whole = Reader.from_bytes(body)
+    assert _drain(_B64Reader(whole), n) == data
+
+
+@pytest.mark.parametrize("sizes", [1, 3, 1 << 20])
+def test_padding_only_at_the_end_and_garbage(sizes: int) -> None:
+    # padding inside the body and characters outside the alphabet take the careful path
+    body = b"QUJD\r\nRA==\r\n"
+    assert _drain(_B64Reader(chunked_reader(body, sizes)), 100) == b"ABCD"
+    messy = b"QU JD\r\n*RA==\r\n"
+    assert _drain(_B64Reader(chunked_reader(messy, sizes)), 100) == b"ABCD"
+
+
+@pytest.mark.parametrize("sizes", [1, 2, 1 << 20])
+def test_truncated_body_is_an_error(sizes: int) -> None:
+    with pytest.raises(MalformedMessage, match="truncated"):
+        _drain(_B64Reader(chunked_reader(b"QUJDRA==\r\nQ\r\n", sizes)), 100)
