@@ -299,6 +299,14 @@ def _cbc_iv(cipher: ContentCipher, params: bytes | None) -> bytes:
 
 
 def _gcm_params(cipher: ContentCipher, params: bytes | None) -> tuple[bytes, int]:
+    if (
+        params is not None
+        and len(params) == 19
+        and params[:4] == b"\x30\x11\x04\x0c"
+        and params[16:] == b"\x02\x01\x10"
+    ):
+        # the usual DER: a 12-byte nonce and a 16-byte tag, as mailseal and OpenSSL write it
+        return params[4:16], 16
     what = f"{cipher.name} parameters"
     if not params:
         raise AlgorithmError(f"the {what} are missing (the nonce is needed)")

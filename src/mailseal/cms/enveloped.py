@@ -18,7 +18,7 @@ import functools
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import IO, Literal, NamedTuple
 
 from cryptography import x509
 
@@ -557,8 +557,7 @@ _OID_ENVELOPED = der.oid(O.ID_ENVELOPED_DATA)
 _OID_AUTH_ENVELOPED = der.oid(O.ID_CT_AUTH_ENVELOPED_DATA)
 
 
-@dataclass(frozen=True, slots=True)
-class _Small:
+class _Small(NamedTuple):
     """An envelope read from DER in memory."""
 
     kind: Literal["enveloped-data", "authEnveloped-data"]

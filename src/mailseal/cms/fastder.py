@@ -33,7 +33,12 @@ def tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
         k = n & 0x7F
         if k == 0 or k > 4 or pos + k > end:
             raise Unusual
-        n = int.from_bytes(buf[pos : pos + k], "big")
+        if k == 1:
+            n = buf[pos]
+        elif k == 2:
+            n = (buf[pos] << 8) | buf[pos + 1]
+        else:
+            n = int.from_bytes(buf[pos : pos + k], "big")
         pos += k
     if pos + n > end:
         raise Unusual

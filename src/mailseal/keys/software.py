@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import (
@@ -46,7 +48,7 @@ def hash_algorithm(name: HashName | str) -> hashes.HashAlgorithm:
 class SoftwareKey:
     """A :class:`~mailseal.keys.base.PrivateKey` backed by a key object in memory."""
 
-    __slots__ = ("_key", "_oaep", "_pkcs1", "_pss")
+    __slots__ = ("_key", "_oaep", "_pkcs1", "_pss", "_type")
 
     def __init__(self, key: SoftwarePrivateKey) -> None:
         if not isinstance(
@@ -63,6 +65,7 @@ class SoftwareKey:
         self._pkcs1 = padding.PKCS1v15()
         self._pss: dict[str, padding.PSS] = {}
         self._oaep: dict[str, padding.OAEP] = {}
+        self._type = _key_type(key)
 
     @property
     def key(self) -> SoftwarePrivateKey:
@@ -70,18 +73,7 @@ class SoftwareKey:
 
     @property
     def key_type(self) -> KeyType:
-        k = self._key
-        if isinstance(k, rsa.RSAPrivateKey):
-            return "rsa"
-        if isinstance(k, ec.EllipticCurvePrivateKey):
-            return "ec"
-        if isinstance(k, ed25519.Ed25519PrivateKey):
-            return "ed25519"
-        if isinstance(k, ed448.Ed448PrivateKey):
-            return "ed448"
-        if isinstance(k, x25519.X25519PrivateKey):
-            return "x25519"
-        return "x448"
+        return self._type
 
     @property
     def key_size(self) -> int:
@@ -92,8 +84,8 @@ class SoftwareKey:
 
     def sign(self, data: bytes, scheme: SignatureScheme) -> bytes:
         k = self._key
-        if scheme.kind == "rsa-pkcs1" and isinstance(k, rsa.RSAPrivateKey):
-            return k.sign(data, self._pkcs1, hash_algorithm(scheme.hash))
+        if scheme.kind == "rsa-pkcs1" and self._type == "rsa":
+            return cast(rsa.RSAPrivateKey, k).sign(data, self._pkcs1, hash_algorithm(scheme.hash))
         if scheme.kind == "rsa-pss" and isinstance(k, rsa.RSAPrivateKey):
             pss = self._pss.get(scheme.hash)
             if pss is None:
@@ -110,9 +102,9 @@ class SoftwareKey:
         raise AlgorithmError(f"a {self.key_type} key cannot make a {scheme.kind} signature")
 
     def decrypt(self, ciphertext: bytes, padding_name: KeyTransport) -> bytes:
-        k = self._key
-        if not isinstance(k, rsa.RSAPrivateKey):
+        if self._type != "rsa":
             raise AlgorithmError(f"a {self.key_type} key cannot do RSA key transport")
+        k = cast(rsa.RSAPrivateKey, self._key)
         pad: padding.AsymmetricPadding
         if padding_name == "pkcs1v15":
             pad = self._pkcs1
@@ -189,3 +181,17 @@ def load_private_key(data: bytes, password: bytes | None = None) -> SoftwareKey:
             raise IdentityError(f"unsupported private key: {exc}") from None
         return SoftwareKey(key)  # type: ignore[arg-type]
     raise IdentityError("not a private key in PEM or DER form") from last
+
+
+def _key_type(k: SoftwarePrivateKey) -> KeyType:
+    if isinstance(k, rsa.RSAPrivateKey):
+        return "rsa"
+    if isinstance(k, ec.EllipticCurvePrivateKey):
+        return "ec"
+    if isinstance(k, ed25519.Ed25519PrivateKey):
+        return "ed25519"
+    if isinstance(k, ed448.Ed448PrivateKey):
+        return "ed448"
+    if isinstance(k, x25519.X25519PrivateKey):
+        return "x25519"
+    return "x448"
