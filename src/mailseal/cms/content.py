@@ -352,6 +352,16 @@ def _cipher_for(algorithm_oid: str) -> ContentCipher:
     )
 
 
+def _unpad(padded: bytes) -> bytes:
+    """``padded`` without its PKCS#7 padding. cryptography checks the padding in constant time;
+    any failure, like a wrong key, gives the one generic error."""
+    unpadder = padding.PKCS7(128).unpadder()
+    try:
+        return unpadder.update(padded) + unpadder.finalize()
+    except ValueError:
+        raise DecryptionError(_WRONG_KEY) from None
+
+
 class ContentDecryptor:
     """Decrypt content in pieces: ``update`` as often as needed, then ``finalize`` once.
 
@@ -428,13 +438,23 @@ class ContentDecryptor:
         plaintext is returned only once the tag has verified."""
         if self._done or self._ctx is not None:
             raise UsageError("open() decrypts the whole content of a fresh decryptor")
-        if self.cipher.aead and tag is not None and len(tag) == self._tag_length == _GCM_TAG:
-            self._done = True
-            try:
-                return AESGCM(self._key).decrypt(self._iv, ciphertext + tag, self._aad)
-            except InvalidTag:
-                raise DecryptionError(_TAMPERED) from None
-        return self.update(ciphertext) + self.finalize(tag)
+        if self.cipher.aead:
+            if tag is not None and len(tag) == self._tag_length == _GCM_TAG:
+                self._done = True
+                try:
+                    return AESGCM(self._key).decrypt(self._iv, ciphertext + tag, self._aad)
+                except InvalidTag:
+                    raise DecryptionError(_TAMPERED) from None
+            return self.update(ciphertext) + self.finalize(tag)
+        if tag is not None:
+            raise UsageError(f"{self.cipher.name} has no authentication tag")
+        if not ciphertext:
+            raise MalformedCMS("the encrypted content is empty or not a whole number of blocks")
+        if len(ciphertext) % _BLOCK:
+            raise MalformedCMS("the encrypted content is not a whole number of AES blocks")
+        self._done = True
+        ctx = Cipher(_aes(self._key), modes.CBC(self._iv)).decryptor()
+        return _unpad(ctx.update(ciphertext) + ctx.finalize())
 
     def update(self, data: bytes) -> bytes:
         """Decrypt the next piece of ciphertext."""
@@ -490,13 +510,7 @@ class ContentDecryptor:
         last = self._held + rest
         if len(last) != _BLOCK:
             raise MalformedCMS("the encrypted content is empty or not a whole number of blocks")
-        # cryptography checks the PKCS#7 padding in constant time; any failure, like a wrong key,
-        # gives the one generic error below
-        unpadder = padding.PKCS7(128).unpadder()
-        try:
-            return unpadder.update(last) + unpadder.finalize()
-        except ValueError:
-            raise DecryptionError(_WRONG_KEY) from None
+        return _unpad(last)
 
     def _finalize_gcm(self, gcm: AEADDecryptionContext, tag: bytes | None) -> bytes:
         if tag is None:
