@@ -187,9 +187,20 @@ class EnvelopeInfo:
     content_type: str
 
 
-@functools.lru_cache(maxsize=1024)
 def describe_recipient(rid: CertId) -> str:
     """A person-readable name for a recipient identifier (issuer and serial, or SKI)."""
+    # remembered only for identifiers of the usual size: they come from hostile messages
+    if len(rid.issuer_der or b"") <= 512 and len(rid.ski or b"") <= 64:
+        return _describe_remembered(rid)
+    return _describe(rid)
+
+
+@functools.lru_cache(maxsize=1024)
+def _describe_remembered(rid: CertId) -> str:
+    return _describe(rid)
+
+
+def _describe(rid: CertId) -> str:
     if rid.ski is not None:
         return f"subjectKeyIdentifier {rid.ski.hex()}"
     issuer = "?"

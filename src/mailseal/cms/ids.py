@@ -45,7 +45,8 @@ class CertId:
 SignerId = CertId
 
 
-@per_object()
+# Kept small: certificates may come from hostile messages, and the cache keeps them alive.
+@per_object(maxsize=64)
 def _issuer_serial_of(cert: x509.Certificate) -> tuple[bytes | None, int | None]:
     """(issuer DER, serial); (None, None) when the issuer cannot be decoded."""
     try:
@@ -54,7 +55,7 @@ def _issuer_serial_of(cert: x509.Certificate) -> tuple[bytes | None, int | None]
         return None, None
 
 
-@per_object()
+@per_object(maxsize=64)
 def _ski_of(cert: x509.Certificate) -> bytes | None:
     """The subjectKeyIdentifier; None when absent or when the extensions cannot be decoded."""
     try:

@@ -719,11 +719,23 @@ def _parse_ktri(buf: bytes, index: int, kid: tuple[int, ...]) -> ParsedRecipient
     )
 
 
-@functools.lru_cache(maxsize=256)
 def _key_transport(alg_der: bytes) -> tuple[KeyTransport | None, str, bool, str | None]:
     """(padding, description, weak, problem) of a key transport AlgorithmIdentifier (its whole
-    definite-length encoding). Remembered by the encoding: every message to a recipient
-    repeats the same few bytes."""
+    encoding). Remembered by the encoding when it is of the usual size: every message to a
+    recipient repeats the same few bytes (a hostile one could send large ones)."""
+    if len(alg_der) <= 128:
+        return _key_transport_remembered(alg_der)
+    return _read_key_transport(alg_der)
+
+
+@functools.lru_cache(maxsize=256)
+def _key_transport_remembered(
+    alg_der: bytes,
+) -> tuple[KeyTransport | None, str, bool, str | None]:
+    return _read_key_transport(alg_der)
+
+
+def _read_key_transport(alg_der: bytes) -> tuple[KeyTransport | None, str, bool, str | None]:
     oid, params = _alg(alg_der, _tlv_kid(alg_der))
     if oid == O.RSA_ENCRYPTION:
         return "pkcs1v15", "RSAES-PKCS1-v1_5", False, None

@@ -188,3 +188,26 @@ def test_decrypt_in_memory_matches_the_stream(
             lambda b=bad: mailseal.decrypt_stream(io.BytesIO(b), io.BytesIO(), [rsa.ident])
         )
         assert fast_err == slow_err and fast_err[0] != "ok"  # type: ignore[index]
+
+
+def test_large_identifiers_are_not_remembered() -> None:
+    """What hostile messages can make large stays out of the caches that remember by value."""
+    from mailseal.asn1 import der
+    from mailseal.cms.ids import CertId
+
+    EV._describe_remembered.cache_clear()
+    big = CertId(issuer_der=der.sequence(der.octet_string(b"x" * 4096)), serial=7)
+    assert EV.describe_recipient(big).startswith("serial 7 from ")
+    assert EV._describe_remembered.cache_info().currsize == 0
+    small = CertId(ski=b"\x01" * 20)
+    assert EV.describe_recipient(small) == "subjectKeyIdentifier " + "01" * 20
+    assert EV._describe_remembered.cache_info().currsize == 1
+
+    R._key_transport_remembered.cache_clear()
+    oaep_params = der.sequence(
+        der.context(2, der.sequence(der.oid("1.2.840.113549.1.1.9"), der.octet_string(b"L" * 300)))
+    )
+    alg = der.sequence(der.oid("1.2.840.113549.1.1.7"), oaep_params)
+    transport, _text, _weak, problem = R._key_transport(alg)
+    assert transport is None and problem is not None and "label" in problem
+    assert R._key_transport_remembered.cache_info().currsize == 0
