@@ -626,39 +626,40 @@ def _ktri_only(buf: bytes, max_recipients: int) -> tuple[ParsedRecipient, ...] |
         entries = F.children(buf, cs, ce)
         if not entries or len(entries) > max_recipients:
             return None
+        tlv = F.tlv
         out = []
         for index, (etag, _hs, es, ee) in enumerate(entries):
             if etag != 0x30:
                 return None
-            kids = F.children(buf, es, ee)
-            if len(kids) != 4 or kids[0][0] != 0x02 or kids[3][0] != 0x04:
+            # version INTEGER, rid, keyEncryptionAlgorithm, encryptedKey OCTET STRING
+            vtag, vs, ve = tlv(buf, es, ee)
+            rtag, rs, re_ = tlv(buf, ve, ee)
+            atag, _as, ae = tlv(buf, re_, ee)
+            ktag, ks, ke = tlv(buf, ae, ee)
+            if vtag != 0x02 or atag != 0x30 or ktag != 0x04 or ke != ee or ve == vs:
                 return None
-            version_k, rid_k, alg_k, ek_k = kids
-            if version_k[3] == version_k[2]:
-                return None
-            if rid_k[0] == 0x30:
-                ias = F.children(buf, rid_k[2], rid_k[3])
-                if len(ias) != 2 or ias[0][0] != 0x30 or ias[1][0] != 0x02:
+            if rtag == 0x30:  # issuerAndSerialNumber
+                itag, _is, ie = tlv(buf, rs, re_)
+                stag, ss, se = tlv(buf, ie, re_)
+                if itag != 0x30 or stag != 0x02 or se != re_ or se == ss:
                     return None
-                if ias[1][3] == ias[1][2]:
-                    return None
-                serial = int.from_bytes(buf[ias[1][2] : ias[1][3]], "big", signed=True)
-                rid = CertId(issuer_der=buf[ias[0][1] : ias[0][3]], serial=serial)
-            elif rid_k[0] == 0x80:
-                rid = CertId(ski=buf[rid_k[2] : rid_k[3]])
+                serial = int.from_bytes(buf[ss:se], "big", signed=True)
+                rid = CertId(issuer_der=buf[rs:ie], serial=serial)
+            elif rtag == 0x80:  # subjectKeyIdentifier [0] IMPLICIT
+                rid = CertId(ski=buf[rs:re_])
             else:
                 return None
-            transport, algorithm, weak, problem = _key_transport(buf[alg_k[1] : alg_k[3]])
+            transport, algorithm, weak, problem = _key_transport(buf[re_:ae])
             out.append(
                 ParsedRecipient(
                     index=index,
                     kind="ktri",
                     rids=(rid,),
                     algorithm=algorithm,
-                    version=int.from_bytes(buf[version_k[2] : version_k[3]], "big", signed=True),
+                    version=int.from_bytes(buf[vs:ve], "big", signed=True),
                     weak=weak,
                     problem=problem,
-                    encrypted_keys=(buf[ek_k[2] : ek_k[3]],),
+                    encrypted_keys=(buf[ks:ke],),
                     key_transport=transport,
                 )
             )
