@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mailseal
+from mailseal.asn1 import der as D
 from mailseal.errors import IdentityError, PasswordError, UsageError
 from mailseal.keys import pkcs12 as mod
 from mailseal.keys.identity import load_pkcs12, load_pkcs12_identities
@@ -65,48 +66,20 @@ SHA256 = "2.16.840.1.101.3.4.2.1"
 MAC_OIDS = {"sha1": "1.3.14.3.2.26", "sha256": SHA256, "md5": "1.2.840.113549.2.5"}
 
 
-# -- a small DER encoder ------------------------------------------------------------------------
-def tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        head = bytes((n,))
-    else:
-        body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        head = bytes((0x80 | len(body),)) + body
-    return bytes((tag,)) + head + content
-
-
-def seq(*parts: bytes) -> bytes:
-    return tlv(0x30, b"".join(parts))
+# -- DER building blocks, from mailseal's own encoder ----------------------------------------
+tlv = D.tlv
+seq = D.sequence
+octets = D.octet_string
+integer = D.integer
+oid = D.oid
 
 
 def set_of(*parts: bytes) -> bytes:
-    return tlv(0x31, b"".join(sorted(parts)))
-
-
-def octets(data: bytes) -> bytes:
-    return tlv(0x04, data)
-
-
-def integer(n: int) -> bytes:
-    return tlv(0x02, n.to_bytes((n.bit_length() + 8) // 8, "big", signed=True))
-
-
-def oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    out = bytearray()
-    for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out.extend(reversed(chunk))
-    return tlv(0x06, bytes(out))
+    return D.set_of(parts)
 
 
 def explicit0(content: bytes) -> bytes:
-    return tlv(0xA0, content)
+    return D.context(0, content)
 
 
 NULL = b"\x05\x00"

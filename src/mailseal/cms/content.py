@@ -102,6 +102,8 @@ UPDATE_INTO_SLACK: Final = 2 * _BLOCK
 SEAL_MAX: Final = 16 << 20
 
 _WRONG_KEY = "the message cannot be decrypted: wrong key or corrupted ciphertext"
+_EMPTY_OR_PARTIAL = "the encrypted content is empty or not a whole number of blocks"
+_PARTIAL_BLOCK = "the encrypted content is not a whole number of AES blocks"
 _TAMPERED = (
     "the message cannot be decrypted: the ciphertext or its authentication tag was modified "
     "(or the key is wrong)"
@@ -449,9 +451,9 @@ class ContentDecryptor:
         if tag is not None:
             raise UsageError(f"{self.cipher.name} has no authentication tag")
         if not ciphertext:
-            raise MalformedCMS("the encrypted content is empty or not a whole number of blocks")
+            raise MalformedCMS(_EMPTY_OR_PARTIAL)
         if len(ciphertext) % _BLOCK:
-            raise MalformedCMS("the encrypted content is not a whole number of AES blocks")
+            raise MalformedCMS(_PARTIAL_BLOCK)
         self._done = True
         ctx = Cipher(_aes(self._key), modes.CBC(self._iv)).decryptor()
         return _unpad(ctx.update(ciphertext) + ctx.finalize())
@@ -504,12 +506,10 @@ class ContentDecryptor:
         try:
             rest = ctx.finalize()
         except ValueError:
-            raise MalformedCMS(
-                "the encrypted content is not a whole number of AES blocks"
-            ) from None
+            raise MalformedCMS(_PARTIAL_BLOCK) from None
         last = self._held + rest
         if len(last) != _BLOCK:
-            raise MalformedCMS("the encrypted content is empty or not a whole number of blocks")
+            raise MalformedCMS(_EMPTY_OR_PARTIAL)
         return _unpad(last)
 
     def _finalize_gcm(self, gcm: AEADDecryptionContext, tag: bytes | None) -> bytes:

@@ -15,6 +15,7 @@ spooled (memory, then disk), checked in a first pass and decrypted to the sink i
 from __future__ import annotations
 
 import functools
+import io
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -670,7 +671,7 @@ def open_envelope_bytes(
     if small is None:
         out: list[bytes] = []
         info = open_envelope(
-            _reader(data),
+            io.BytesIO(data).read,
             identities,
             out.append,
             limits=limits,
@@ -692,16 +693,3 @@ def open_envelope_bytes(
         _oid_text(small.ct_der),
     )
     return info, plaintext
-
-
-def _reader(data: bytes) -> Callable[[int], bytes]:
-    view = memoryview(data)
-    pos = 0
-
-    def read(n: int) -> bytes:
-        nonlocal pos
-        out = bytes(view[pos : pos + n])
-        pos += len(out)
-        return out
-
-    return read

@@ -271,10 +271,9 @@ def encode_signed_data(
     sd_hdr = _header(0x30, sd_len)
     ci_inner = len(sd_hdr) + sd_len
     ci_ctx = _header(0xA0, ci_inner)
-    oid_sd = der.oid(O.ID_SIGNED_DATA)
-    ci_hdr = _header(0x30, len(oid_sd) + len(ci_ctx) + ci_inner)
-    prefix = (
-        ci_hdr + oid_sd + ci_ctx + sd_hdr + head + encap_hdr + ctype + explicit_hdr + octets_hdr
+    ci_hdr = _header(0x30, len(_OID_SIGNED_DATA) + len(ci_ctx) + ci_inner)
+    prefix = b"".join(
+        (ci_hdr, _OID_SIGNED_DATA, ci_ctx, sd_hdr, head, encap_hdr, ctype, explicit_hdr, octets_hdr)
     )
     return prefix, tail
 
@@ -336,7 +335,7 @@ class OpaqueSignedWriter:
             head = der.integer(version) + der.set_of({s.digest_der for s in self._signers})
         return (
             b"\x30\x80"
-            + der.oid(O.ID_SIGNED_DATA)
+            + _OID_SIGNED_DATA
             + b"\xa0\x80\x30\x80"
             + head
             + b"\x30\x80"

@@ -31,7 +31,13 @@ from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
 from mailseal.mime.canon import _reader_chunks, crlf_chunks
 from mailseal.mime.reader import HeaderField, Reader, read_header_block
-from mailseal.mime.sign import Base64Body, _canonicalize, _seekable, split_message_headers
+from mailseal.mime.sign import (
+    SMALL_MAX,
+    Base64Body,
+    _canonicalize,
+    _seekable,
+    split_message_headers,
+)
 from mailseal.mime.verify import _B64Reader, _looks_like_der_cms, _name_param
 
 __all__ = [
@@ -245,10 +251,6 @@ def decrypt_stream(
         top.read, identities, sink.write, limits=limits, require_authenticated=require_authenticated
     )
     return info, top.headers
-
-
-#: The largest message :func:`decrypt_bytes` takes in one pass.
-SMALL_MAX = 1 << 20
 
 
 def decrypt_bytes(

@@ -19,7 +19,8 @@ from mailseal.mime.reader import HeaderField, Reader, read_header_block
 __all__ = ["SMALL_MAX", "sign_small", "sign_stream", "split_message_headers"]
 
 _SPOOL_MEMORY = 8 << 20
-#: The largest message :func:`sign_small` takes.
+#: The largest message held in memory that is signed (:func:`sign_small`) or decrypted
+#: (:func:`mailseal.mime.envelope.decrypt_bytes`) in one pass.
 SMALL_MAX = 1 << 20
 _DEFAULT_TYPE = b"Content-Type: text/plain; charset=us-ascii\r\n"
 

@@ -43,6 +43,7 @@ from mailseal.pki.issue import (
     authority_information_access,
     authority_key_identifier,
     crl_distribution_points,
+    key_usage,
     new_serial,
     normalise_domain,
 )
@@ -280,17 +281,8 @@ def _default_policy_oids() -> tuple[str, ...]:
 
 
 def _ca_key_usage(digital_signature: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    bits = {"key_cert_sign", "crl_sign"}
+    return key_usage((bits | {"digital_signature"}) if digital_signature else bits)
 
 
 def _verify(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:

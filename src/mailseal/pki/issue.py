@@ -849,7 +849,7 @@ def build_certificate(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(bits), critical=True)
+        .add_extension(key_usage(bits), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ObjectIdentifier(EKU_OIDS[e]) for e in ekus]), critical=False
         )
@@ -907,7 +907,9 @@ _KEY_USAGE_BITS: Final = (
 )
 
 
-def _key_usage(bits: set[str]) -> x509.KeyUsage:
+def key_usage(bits: set[str]) -> x509.KeyUsage:
+    """A KeyUsage extension asserting the bits named (cryptography's names); encipherOnly and
+    decipherOnly only together with keyAgreement."""
     flags = {n: n in bits for n in _KEY_USAGE_BITS}
     if not flags["key_agreement"]:
         flags["encipher_only"] = flags["decipher_only"] = False

@@ -57,6 +57,7 @@ from mailseal.errors import (
 )
 from mailseal.keys.base import HashName, PrivateKey
 from mailseal.pki.crl import REASONS, _verify, parse_reason, signature_algorithm, subject_der
+from mailseal.pki.issue import key_usage
 from mailseal.pki.signing import scheme_for, sign_certificate
 
 __all__ = [
@@ -690,20 +691,7 @@ def make_responder_certificate(
         .not_valid_before(start)
         .not_valid_after(start + _dt.timedelta(days=validity_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage({"digital_signature"}), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
         .add_extension(x509.OCSPNoCheck(), critical=False)
         .add_extension(
