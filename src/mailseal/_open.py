@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import io
 import tempfile
 from collections.abc import Callable, Sequence
@@ -328,14 +329,22 @@ def _decrypters(identities: Sequence[Identity]) -> list[tuple[x509.Certificate, 
 def _encrypted_layer(
     info: EnvelopeInfo, identities: Sequence[tuple[x509.Certificate, Decrypter]]
 ) -> Layer:
-    recipients = tuple(describe_recipient(rid) for r in info.recipients for rid in r.rids)
+    recipients = tuple([describe_recipient(rid) for r in info.recipients for rid in r.rids])
     opener = _who(identities[info.opened_by][0])
-    if info.authenticated:
-        summary = f"encrypted with {info.cipher} (authenticated), opened with the key of {opener}"
+    if len(recipients) <= 8 and sum(map(len, recipients)) <= 2048:
+        # the usual few recipients, as in the last messages: that layer is already built (what
+        # a hostile message makes large is not kept)
+        return _layer_cached(info.cipher, info.authenticated, recipients, opener)
+    return _layer(info.cipher, info.authenticated, recipients, opener)
+
+
+def _layer(cipher: str, authenticated: bool, recipients: tuple[str, ...], opener: str) -> Layer:
+    if authenticated:
+        summary = f"encrypted with {cipher} (authenticated), opened with the key of {opener}"
         notes: tuple[str, ...] = ()
     else:
         summary = (
-            f"encrypted with {info.cipher}, opened with the key of {opener}; "
+            f"encrypted with {cipher}, opened with the key of {opener}; "
             "the encryption does not protect integrity (CBC)"
         )
         notes = (
@@ -346,12 +355,15 @@ def _encrypted_layer(
         kind="encrypted",
         status=Status.VALID,
         summary=summary,
-        authenticated=info.authenticated,
-        cipher=info.cipher,
+        authenticated=authenticated,
+        cipher=cipher,
         recipients=recipients,
         opened_by=opener,
         notes=notes,
     )
+
+
+_layer_cached = functools.lru_cache(maxsize=256)(_layer)
 
 
 def decrypt_stream(
@@ -408,8 +420,7 @@ def decrypt(
             limits=limits,
         )
         return OpenResult(res.status, res.layers, out.getvalue(), res.transport_headers)
-    info, headers, plaintext = small
-    transport = _transport(headers)
+    info, transport, plaintext = small
     if with_headers:
         plaintext = transport + plaintext
     return OpenResult(Status.VALID, (_encrypted_layer(info, ids),), plaintext, transport)

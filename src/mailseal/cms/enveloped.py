@@ -23,6 +23,7 @@ from typing import IO, Literal, NamedTuple
 
 from cryptography import x509
 
+from mailseal._values import quick_init
 from mailseal.asn1 import der
 from mailseal.asn1 import oids as O
 from mailseal.cms import fastder as F
@@ -45,6 +46,7 @@ from mailseal.cms.ids import CertId
 from mailseal.cms.recipients import (
     KeyTransportChoice,
     ParsedRecipient,
+    _ktri_only,
     encode_recipient,
     parse_recipient_infos,
     unwrap_key,
@@ -173,6 +175,7 @@ class EnvelopeWriter:
         self._write(tail + _EOC + _EOC + _EOC)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EnvelopeInfo:
     """What was learnt while opening an envelope."""
@@ -266,12 +269,19 @@ def _describe_cert(cert: x509.Certificate) -> str:
         return "an undecodable certificate"
 
 
-def _algorithm(algorithm_der: bytes) -> tuple[str, bytes | None]:
-    """The OID and the DER parameters of an AlgorithmIdentifier."""
+def _algorithm(
+    algorithm_der: bytes, start: int = 0, end: int | None = None
+) -> tuple[str, bytes | None]:
+    """The OID and the DER parameters of an AlgorithmIdentifier (in
+    ``algorithm_der[start:end]``, all of it by default)."""
+    if end is None:
+        end = len(algorithm_der)
     try:
-        tag, cs, ce = F.tlv(algorithm_der, 0, len(algorithm_der))
+        tag, cs, ce = F.tlv(algorithm_der, start, end)
+        if tag != 0x30 or ce != end:
+            raise F.Unusual
         kids = F.children(algorithm_der, cs, ce)
-        if tag != 0x30 or not kids or kids[0][0] != 0x06:
+        if not kids or kids[0][0] != 0x06:
             raise F.Unusual
         oid = F.dotted(algorithm_der[kids[0][2] : kids[0][3]])
         params = algorithm_der[kids[1][1] : kids[1][3]] if len(kids) > 1 else None
@@ -640,8 +650,10 @@ def _read_small(data: bytes, limits: Limits) -> _Small | None:
             return None
     except F.Unusual:
         return None
-    recipients = parse_recipient_infos(data[rset_start:rset_end])
-    alg_oid, params = _algorithm(data[eci[1][1] : eci[1][3]])
+    recipients = _ktri_only(data, 1024, rset_start, rset_end)
+    if recipients is None:
+        recipients = parse_recipient_infos(data[rset_start:rset_end])
+    alg_oid, params = _algorithm(data, eci[1][1], eci[1][3])
     return _Small(
         kind,
         recipients,

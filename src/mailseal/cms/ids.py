@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from mailseal._memo import per_object
+from mailseal._values import quick_init
 
 __all__ = ["CertId", "SignerId"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CertId:
     """A certificate named by issuerAndSerialNumber (issuer Name DER + serial) or by

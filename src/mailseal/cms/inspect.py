@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from mailseal._values import quick_init
 from mailseal.asn1 import oids as O
 from mailseal.asn1.der import oid as der_oid
 from mailseal.cms import fastder as F
@@ -72,6 +73,7 @@ def load_certificate(der_bytes: bytes) -> x509.Certificate:
     return cert
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ParsedSignerInfo:
     index: int
@@ -101,6 +103,7 @@ class ParsedSignerInfo:
         return self.timestamp_tokens[0] if self.timestamp_tokens else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ParsedSignedData:
     content_type: str
@@ -301,6 +304,7 @@ def find_signer_certificate(
     return None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SignatureCheck:
     intact: bool

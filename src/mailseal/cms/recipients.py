@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 
 from mailseal._memo import per_object
+from mailseal._values import quick_init
 from mailseal.asn1 import der
 from mailseal.asn1 import oids as O
 from mailseal.cms import fastder as F
@@ -215,6 +216,7 @@ class KeyAgreement:
     ukm: bytes | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ParsedRecipient:
     """One RecipientInfo of a message.
@@ -616,12 +618,17 @@ def _parse_any(buf: bytes, max_recipients: int) -> tuple[ParsedRecipient, ...]:
     return tuple(out)
 
 
-def _ktri_only(buf: bytes, max_recipients: int) -> tuple[ParsedRecipient, ...] | None:
+def _ktri_only(
+    buf: bytes, max_recipients: int, start: int = 0, end: int | None = None
+) -> tuple[ParsedRecipient, ...] | None:
     """The common case read in one pass: a DER SET of KeyTransRecipientInfos with primitive
-    values. None for anything else, which the general reader parses (and explains)."""
+    values, in ``buf[start:end]`` (all of ``buf`` by default). None for anything else, which
+    the general reader parses (and explains)."""
+    if end is None:
+        end = len(buf)
     try:
-        tag, cs, ce = F.tlv(buf, 0, len(buf))
-        if tag != 0x31 or ce != len(buf):
+        tag, cs, ce = F.tlv(buf, start, end)
+        if tag != 0x31 or ce != end:
             return None
         entries = F.children(buf, cs, ce)
         if not entries or len(entries) > max_recipients:

@@ -15,6 +15,7 @@ from typing import BinaryIO, Literal
 
 from cryptography import x509
 
+from mailseal._values import quick_init
 from mailseal.cms.compressed import CompressWriter
 from mailseal.cms.compressed import decompress_stream as _decompress
 from mailseal.cms.content import ContentCipher
@@ -30,7 +31,7 @@ from mailseal.keys.base import Decrypter
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
 from mailseal.mime.canon import _reader_chunks, crlf_chunks
-from mailseal.mime.reader import HeaderField, Reader, read_header_block
+from mailseal.mime.reader import HeaderField, Reader, read_header_block, split_header_block
 from mailseal.mime.sign import (
     SMALL_MAX,
     Base64Body,
@@ -129,6 +130,7 @@ def compress_stream(source: BinaryIO, sink: BinaryIO, *, limits: Limits = DEFAUL
     body.close()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Classified:
     """The S/MIME layer at the top of a message, with a reader positioned at its body."""
@@ -149,9 +151,15 @@ def classify(r: Reader, limits: Limits = DEFAULT_LIMITS) -> Classified:
     fields, _sep = read_header_block(r, limits)
     if not fields:
         raise NotSMIME("the input is not a MIME message (no header fields)")
+    return _classified(tuple(fields), r)
+
+
+def _classified(fields: tuple[HeaderField, ...], r: Reader) -> Classified:
+    """What the header fields say the body at ``r`` is. Only the Content-* fields are
+    consulted, so the message's Content-* fields alone give the same answer."""
     ct = H.content_type(fields)
     if ct.value == "multipart/signed":
-        return Classified("multipart-signed", tuple(fields), ct.value, None)
+        return Classified("multipart-signed", fields, ct.value, None)
     if ct.value in _MIME_TYPES or (
         ct.value == "application/octet-stream"
         and _name_param(fields, ct).endswith((".p7m", ".p7z"))
@@ -159,18 +167,21 @@ def classify(r: Reader, limits: Limits = DEFAULT_LIMITS) -> Classified:
         smime_type = (ct.param("smime-type") or "").lower()
         cte = H.transfer_encoding(fields)
         read = _B64Reader(r).read if cte == "base64" else r.read
-        kinds: dict[str, SMimeKind] = {
-            "enveloped-data": "enveloped-data",
-            "authenveloped-data": "authEnveloped-data",
-            "signed-data": "signed-data",
-            "compressed-data": "compressed-data",
-        }
-        if smime_type in kinds:
-            return Classified(kinds[smime_type], tuple(fields), ct.value, read)
+        kind = _SMIME_TYPES.get(smime_type)
+        if kind is not None:
+            return Classified(kind, fields, ct.value, read)
         # no (or an unknown) smime-type: the CMS content type decides
         peek = _Peek(read)
-        return Classified(_der_kind(peek.peek(64)), tuple(fields), ct.value, peek.read)
-    return Classified(None, tuple(fields), ct.value, None)
+        return Classified(_der_kind(peek.peek(64)), fields, ct.value, peek.read)
+    return Classified(None, fields, ct.value, None)
+
+
+_SMIME_TYPES: dict[str, SMimeKind] = {
+    "enveloped-data": "enveloped-data",
+    "authenveloped-data": "authEnveloped-data",
+    "signed-data": "signed-data",
+    "compressed-data": "compressed-data",
+}
 
 
 class _Peek:
@@ -259,15 +270,21 @@ def decrypt_bytes(
     *,
     limits: Limits = DEFAULT_LIMITS,
     require_authenticated: bool = False,
-) -> tuple[EnvelopeInfo, tuple[HeaderField, ...], bytes] | None:
+) -> tuple[EnvelopeInfo, bytes, bytes] | None:
     """Decrypt an encrypted message of at most :data:`SMALL_MAX` bytes held in memory: (what
-    was learnt, the outer header fields, the decrypted entity). None when the message is
-    larger or not an encrypted message at all (:func:`decrypt_stream` then reads it and says
-    what it is); everything else is decided here, with the same checks and errors."""
+    was learnt, the transport header fields as canonical bytes, the decrypted entity). None
+    when the message is larger or not an encrypted message at all (:func:`decrypt_stream` then
+    reads it and says what it is); everything else is decided here, with the same checks and
+    errors."""
     if len(message) > SMALL_MAX:
         return None
-    r = Reader.from_bytes(message)
-    top = classify(r, limits)
+    split = None if _looks_like_der_cms(message[:64]) else split_header_block(message, limits)
+    if split is not None:
+        transport, inner, start = split
+        top = _classified(tuple(inner), Reader.from_bytes(message[start:]))
+    else:
+        top = classify(Reader.from_bytes(message), limits)
+        transport = b""
     if top.kind not in ("enveloped-data", "authEnveloped-data") or top.read is None:
         return None
     parts = []
@@ -279,7 +296,10 @@ def decrypt_bytes(
     info, plaintext = open_envelope_bytes(
         b"".join(parts), identities, limits=limits, require_authenticated=require_authenticated
     )
-    return info, top.headers, plaintext
+    if split is None:
+        outer, _inner = split_message_headers(list(top.headers))
+        transport = b"".join([f.canonical() for f in outer])
+    return info, transport, plaintext
 
 
 def decompress_stream(

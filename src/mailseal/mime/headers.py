@@ -11,12 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from mailseal._values import quick_init
 from mailseal.errors import MalformedMessage
 from mailseal.mime.reader import HeaderField
 
 __all__ = ["ContentType", "addresses", "content_type", "find", "transfer_encoding"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ContentType:
     maintype: str

@@ -12,16 +12,14 @@ from typing import BinaryIO
 from mailseal.errors import LimitExceeded, MalformedMessage
 from mailseal.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["HeaderField", "PartReader", "Reader", "read_header_block"]
+__all__ = ["HeaderField", "PartReader", "Reader", "read_header_block", "split_header_block"]
 
 CHUNK = 1 << 20
 _MAX_DELIMITER_LINE = 64 * 1024
 _FIELD_NAME = re.compile(rb"[!-9;-~]+")
-# one header field: its name, the rest of its line, and any continuation lines
+# one header field: its name, the rest of its line, and any continuation lines (a name never
+# starts with a space or a tab, so where a field ends is unambiguous and the match is linear)
 _FIELD = re.compile(rb"(?m)^(([!-9;-~]++)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*)")
-# a whole header block made of such fields (a name never starts with a space or a tab, so
-# the match is unambiguous and linear)
-_FIELDS = re.compile(rb"(?:[!-9;-~]++[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
 
 
 class Reader:
@@ -262,17 +260,17 @@ class HeaderField:
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
-def _fast_header_block(
-    src: Reader, limits: Limits
-) -> tuple[list[HeaderField], bytes | None] | None:
-    """The common case in one pass over the buffer: a well-formed header block followed by a
-    blank line. None (nothing consumed) sends anything else to the line-by-line reader."""
-    buf = src.peek(8192)
+def _block_fields(
+    buf: bytes, limits: Limits
+) -> tuple[re.Match[bytes], list[tuple[bytes, bytes]]] | None:
+    """A well-formed header block at the start of ``buf``, within the limits: the blank line
+    after it, and each field's text and name. None for anything else (which the line-by-line
+    reader decides)."""
     m = _BLANK_LINE.search(buf)
     if m is None or m.end() > limits.max_header_block:
         return None
-    block = buf[: m.start() + 1]
-    end = len(block)
+    end = m.start() + 1
+    block = buf[:end]
     if block.count(b"\n") > limits.max_header_fields:
         return None
     if (
@@ -280,21 +278,28 @@ def _fast_header_block(
         and max(map(len, block.split(b"\n"))) >= limits.max_header_line
     ):
         return None
-    if _FIELDS.fullmatch(block) is None:
+    found: list[tuple[bytes, bytes]] = _FIELD.findall(block)
+    # the fields found follow each other without a gap: together they are the whole block
+    if sum([len(text) for text, _name in found]) != end:
         return None
-    found = _FIELD.findall(block)
+    return m, found
+
+
+def _fast_header_block(
+    src: Reader, limits: Limits
+) -> tuple[list[HeaderField], bytes | None] | None:
+    """The common case in one pass over the buffer: a well-formed header block followed by a
+    blank line. None (nothing consumed) sends anything else to the line-by-line reader."""
+    buf = src.peek(8192)
+    parsed = _block_fields(buf, limits)
+    if parsed is None:
+        return None
+    m, found = parsed
+    block = buf[: m.start() + 1]
     # every line ends in CRLF and no CR stands alone: each field is already canonical
     crlf = block.count(b"\r") == block.count(b"\r\n") == block.count(b"\n")
     if b"\n " in block or b"\n\t" in block:
-        fields = [
-            HeaderField(
-                name.decode("ascii"),
-                # a folded field keeps one entry per physical line, as the line reader does
-                [x + b"\n" for x in text.split(b"\n")[:-1]],
-                text if crlf else None,
-            )
-            for text, name in found
-        ]
+        fields = [_folded(name, text, crlf) for text, name in found]
     elif crlf:
         fields = [HeaderField(name.decode("ascii"), [text], text) for text, name in found]
     else:
@@ -302,6 +307,50 @@ def _fast_header_block(
     sep = buf[m.start() + 1 : m.end()]
     src.read(m.end())
     return fields, sep
+
+
+def _folded(name: bytes, text: bytes, crlf: bool) -> HeaderField:
+    # a folded field keeps one entry per physical line, as the line reader does
+    lines = [x + b"\n" for x in text.split(b"\n")[:-1]]
+    return HeaderField(name.decode("ascii"), lines, text if crlf else None)
+
+
+def split_header_block(
+    data: bytes, limits: Limits = DEFAULT_LIMITS
+) -> tuple[bytes, list[HeaderField], int] | None:
+    """Split the header block of a message held in memory in one pass, when the block is
+    well-formed and already canonical (every line ends in CRLF, as does the blank line after
+    it): (the transport fields as bytes, the Content-* fields, where the body starts).
+
+    This is :func:`read_header_block` followed by
+    :func:`~mailseal.mime.sign.split_message_headers` (MIME-Version belongs to neither side),
+    without a field object for each transport field. None for any other message, which those
+    two functions handle.
+    """
+    buf = data[:8192]
+    parsed = _block_fields(buf, limits)
+    if parsed is None:
+        return None
+    m, found = parsed
+    if m.end() - m.start() != 3:  # the blank line is a CRLF
+        return None
+    block = buf[: m.start() + 1]
+    if not block.count(b"\r") == block.count(b"\r\n") == block.count(b"\n"):
+        return None
+    folded = b"\n " in block or b"\n\t" in block
+    transport = []
+    inner = []
+    for text, name in found:
+        lname = name.lower()
+        if lname.startswith(b"content-"):
+            inner.append(
+                _folded(name, text, True)
+                if folded
+                else HeaderField(name.decode("ascii"), [text], text)
+            )
+        elif lname != b"mime-version":
+            transport.append(text)
+    return b"".join(transport), inner, m.end()
 
 
 def read_header_block(

@@ -14,7 +14,7 @@ from mailseal.errors import InputError
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
 from mailseal.mime.canon import Canonicalizer, NeedsSafePass, _B64Encoder, b64_lines, clean_body
-from mailseal.mime.reader import HeaderField, Reader, read_header_block
+from mailseal.mime.reader import HeaderField, Reader, read_header_block, split_header_block
 
 __all__ = ["SMALL_MAX", "sign_small", "sign_stream", "split_message_headers"]
 
@@ -252,17 +252,24 @@ def sign_small(
     handles; what it returns is byte for byte what :func:`sign_stream` writes."""
     if not signers or not message or len(message) > SMALL_MAX:
         return None
-    r = Reader.from_bytes(message)
-    fields, sep = read_header_block(r, limits)
-    if sep not in (b"\r\n", b"\n"):
-        return None
-    outer, inner = split_message_headers(fields)
+    split = split_header_block(message, limits)
+    if split is not None:
+        transport, inner, start = split
+        rest = message[start:]
+    else:
+        r = Reader.from_bytes(message)
+        fields, sep = read_header_block(r, limits)
+        if sep not in (b"\r\n", b"\n"):
+            return None
+        outer, inner = split_message_headers(fields)
+        transport = b"".join([f.canonical() for f in outer])
+        rest = r.read(SMALL_MAX)
     ct = H.content_type(inner)
     if ct.maintype == "multipart" or ct.value == "message/rfc822":
         return None
     if H.transfer_encoding(inner) not in ("7bit", "quoted-printable", "base64"):
         return None
-    body = clean_body(r.read(SMALL_MAX))
+    body = clean_body(rest)
     if body is None:
         return None
     entity = b"".join([f.canonical() for f in inner] or [_DEFAULT_TYPE]) + b"\r\n" + body
@@ -271,7 +278,7 @@ def sign_small(
     digests: dict[str, bytes] = {s.digest: b"" for s in signers}
     for name in digests:
         digests[name] = hashlib.new(name, entity).digest()
-    head = b"".join([f.canonical() for f in outer]) + b"MIME-Version: 1.0\r\n"
+    head = transport + b"MIME-Version: 1.0\r\n"
     if opaque:
         prefix, suffix = encode_signed_data(signers, digests, when=when, content_length=len(entity))
         return head + _OPAQUE_HEAD + b64_lines(prefix + entity + suffix)

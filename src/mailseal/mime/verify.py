@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+from mailseal._values import quick_init
 from mailseal.cms.algorithms import DIGEST_BY_OID, DIGESTS, digest_for_micalg
 from mailseal.cms.ber import stream_signed_data
 from mailseal.cms.inspect import ParsedSignedData, parse_signed_data
@@ -34,6 +35,7 @@ _SIG_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 _MIME_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SignedMessage:
     form: Literal["detached", "opaque"]
@@ -48,7 +50,7 @@ class SignedMessage:
     from_addresses: tuple[str, ...] = ()
 
 
-def _name_param(fields: list[HeaderField], ct: H.ContentType) -> str:
+def _name_param(fields: Sequence[HeaderField], ct: H.ContentType) -> str:
     name = ct.param("name") or ""
     disp = H.find(fields, "content-disposition")
     if disp is not None and "filename" in disp.value().lower():

@@ -23,6 +23,7 @@ from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from mailseal._memo import per_object
+from mailseal._values import quick_init
 from mailseal.asn1 import oids as O
 from mailseal.errors import InputError, UsageError
 from mailseal.validation.algorithms import key_weakness
@@ -101,6 +102,7 @@ def match_address(candidates: Iterable[str], wanted: Iterable[str]) -> bool:
     return any(norm(w) in have for w in wanted if "@" in w)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TrustOutcome:
     trusted: bool

@@ -17,6 +17,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from mailseal._values import quick_init
+
 __all__ = [
     "CertificateVerdict",
     "EncryptionReport",
@@ -60,6 +62,7 @@ def worst(statuses: list[Status]) -> Status:
     return min(bad, key=_SEVERITY.__getitem__)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One reason a signature is not fully valid: a stable ``code`` and a sentence."""
@@ -106,6 +109,7 @@ def _iso(when: _dt.datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RevocationEvidence:
     """What was established about the revocation status of one certificate on the path.
@@ -144,6 +148,7 @@ class RevocationEvidence:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ValidationReport:
     """How a certificate was validated: at what time, with which revocation policy, and the
@@ -187,6 +192,7 @@ def _revocation_remark(report: ValidationReport | None) -> str:
     return "; revocation not checked"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SignerVerdict:
     """The verdict on one SignerInfo."""
@@ -258,6 +264,7 @@ class SignerVerdict:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CertificateVerdict:
     """The verdict on a certificate on its own (``mailseal validate``, recipient checks)."""
@@ -297,6 +304,7 @@ class CertificateVerdict:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     """The verdict on a signed message."""
@@ -329,6 +337,7 @@ class VerifyResult:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EncryptionReport:
     """What ``encrypt``/``seal`` chose: the content cipher and, per recipient, the key
@@ -348,6 +357,7 @@ class EncryptionReport:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Layer:
     """One S/MIME layer peeled by ``open``, outermost first.
@@ -386,6 +396,7 @@ class Layer:
         return out
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OpenResult:
     """The verdict on a message peeled by ``open``: one :class:`Layer` per S/MIME layer."""

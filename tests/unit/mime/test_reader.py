@@ -377,9 +377,28 @@ _HEADER_LINES = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+_CANONICAL_FIELDS = [
+    b"Subject: plain\r\n",
+    b"X-Name : spaced before the colon\r\n",
+    b"Empty:\r\n",
+    b"Weird-Chars!#$%&'*+^_`|~: ok\r\n",
+    b"Content-Type: text/plain; charset=us-ascii\r\n",
+    b"content-transfer-encoding: base64\r\n",
+    b"CONTENT-DISPOSITION : attachment\r\n",
+    b"Content-Description: folded\r\n  over two lines\r\n\tand three\r\n",
+    b"Content-: an empty suffix\r\n",
+    b"Contents: not a content field\r\n",
+    b"MIME-Version: 1.0\r\n",
+    b"mime-version : 1.0\r\n",
+    b"MIME-Versions: not MIME-Version\r\n",
+    b"Subject: eight-bit caf\xc3\xa9 value\r\n",
+]
+_SPLIT_LINES = _HEADER_LINES | st.sampled_from([*_CANONICAL_FIELDS, b"Content-Type: a/b\n"])
+
+
+@settings(max_examples=500, deadline=None)
 @given(
-    lines=st.lists(_HEADER_LINES, max_size=8),
+    lines=st.lists(_SPLIT_LINES, max_size=10),
     sep=st.sampled_from([b"\r\n", b"\n"]),
     body=st.sampled_from([b"", b"body\r\n", b"Looks: like a header\r\n"]),
 )
@@ -387,10 +406,12 @@ def test_header_block_fast_path_agrees_with_line_reader(
     lines: list[bytes], sep: bytes, body: bytes
 ) -> None:
     """Whatever the one-pass reader of a whole header block accepts, it reads exactly as the
-    line-by-line reader does (fields, their raw lines, the separator and what is left)."""
+    line-by-line reader does (fields, their raw lines, the separator and what is left); and
+    the one-pass splitter agrees with both (see :func:`_check_split`)."""
     from mailseal.mime.reader import _fast_header_block, _header_block_by_lines
 
     data = b"".join(lines) + sep + body
+    _check_split(data)
     limits = Limits()
     fast_r = Reader.from_stream(io.BytesIO(data))
     fast = _fast_header_block(fast_r, limits)
@@ -402,3 +423,64 @@ def test_header_block_fast_path_agrees_with_line_reader(
     assert [(f.name, f.lines) for f in fast[0]] == [(f.name, f.lines) for f in slow[0]]
     assert fast[1] == slow[1]
     assert _drain(fast_r) == _drain(slow_r)
+
+
+def _check_split(data: bytes) -> bool:
+    """The one-pass splitter agrees with reading the header block and splitting the fields:
+    the transport fields' canonical bytes, the Content-* fields (names, lines, canonical form)
+    and where the body starts. False when it declined."""
+    from mailseal.mime.reader import split_header_block
+    from mailseal.mime.sign import split_message_headers
+
+    fast = split_header_block(data)
+    if fast is None:
+        return False
+    r = Reader.from_bytes(data)
+    fields, sep = read_header_block(r)
+    transport, inner, start = fast
+    outer, expected_inner = split_message_headers(fields)
+    assert sep == b"\r\n"
+    assert transport == b"".join(f.canonical() for f in outer)
+    assert [(f.name, f.lines, f.canonical()) for f in inner] == [
+        (f.name, f.lines, f.canonical()) for f in expected_inner
+    ]
+    assert data[start:] == r.read(1 << 20)
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(_CANONICAL_FIELDS), min_size=1, max_size=10),
+    body=st.sampled_from([b"", b"body\r\n", b"\r\nLooks: like a header\r\n"]),
+)
+def test_split_header_block_takes_every_canonical_block(lines: list[bytes], body: bytes) -> None:
+    assert _check_split(b"".join(lines) + b"\r\n" + body)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"From: a@example.org\nContent-Type: text/plain\n\nbody\n",  # LF line ends
+        b"From: a@example.org\r\nContent-Type: text/plain\r\n\nbody\r\n",  # LF blank line
+        b"From: a@example.org\r\nSubject: a\rb\r\n\r\nbody\r\n",  # a bare CR
+        b"From: a@example.org\r\nno colon\r\n\r\nbody\r\n",  # not a field
+        b" From: a@example.org\r\n\r\n",  # starts with a continuation
+        b"From: a@example.org\r\n",  # no blank line
+        b"\r\nbody\r\n",  # no header block
+        b"",
+    ],
+)
+def test_split_header_block_declines(data: bytes) -> None:
+    from mailseal.mime.reader import split_header_block
+
+    assert split_header_block(data) is None
+
+
+def test_split_header_block_within_limits() -> None:
+    from mailseal.mime.reader import split_header_block
+
+    data = b"From: a@example.org\r\nContent-Type: text/plain\r\n\r\nbody"
+    assert _check_split(data)
+    assert split_header_block(data, Limits(max_header_fields=1)) is None
+    assert split_header_block(data, Limits(max_header_block=40)) is None
+    assert split_header_block(data, Limits(max_header_line=20)) is None
