@@ -597,15 +597,15 @@ def _read_small(data: bytes, limits: Limits) -> _Small | None:
     no originatorInfo, the ciphertext present and primitive, no unprotected or
     unauthenticated attributes, nothing after it. None for anything else (which is not
     necessarily wrong: :func:`open_envelope` reads every form and explains what is)."""
-    tlv = F.tlv
+    children = F.children
     try:
-        tag, cs, ce = tlv(data, 0, len(data))
+        tag, cs, ce = F.tlv(data, 0, len(data))
         if tag != 0x30 or ce != len(data):
             return None
-        tag, _os, oe = tlv(data, cs, ce)  # contentType
-        if tag != 0x06:
+        ci = children(data, cs, ce)  # contentType, [0] content
+        if len(ci) != 2 or ci[0][0] != 0x06 or ci[1][0] != 0xA0:
             return None
-        oid_der = data[cs:oe]
+        oid_der = data[ci[0][1] : ci[0][3]]
         kind: Literal["enveloped-data", "authEnveloped-data"]
         if oid_der == _OID_ENVELOPED:
             kind = "enveloped-data"
@@ -613,26 +613,18 @@ def _read_small(data: bytes, limits: Limits) -> _Small | None:
             kind = "authEnveloped-data"
         else:
             return None
-        tag, xs, xe = tlv(data, oe, ce)  # [0] content
-        if tag != 0xA0 or xe != ce:
+        env = children(data, ci[1][2], ci[1][3])  # the (Auth)EnvelopedData SEQUENCE
+        if len(env) != 1 or env[0][0] != 0x30:
             return None
-        tag, es, ee = tlv(data, xs, xe)  # the (Auth)EnvelopedData SEQUENCE
-        if tag != 0x30 or ee != xe:
+        # version, recipientInfos, encryptedContentInfo, then what follows the content
+        fields = children(data, env[0][2], env[0][3])
+        if len(fields) < 3 or fields[0][0] != 0x02 or fields[1][0] != 0x31 or fields[2][0] != 0x30:
             return None
-        tag, _vs, ve = tlv(data, es, ee)  # version
-        if tag != 0x02:
-            return None
-        rset_start = ve
-        tag, _rs, rset_end = tlv(data, rset_start, ee)  # recipientInfos
-        if tag != 0x31:
-            return None
-        tag, cis, cie = tlv(data, rset_end, ee)  # EncryptedContentInfo
-        if tag != 0x30:
-            return None
-        eci = F.children(data, cis, cie)
+        rset_start, rset_end = fields[1][1], fields[1][3]
+        eci = children(data, fields[2][2], fields[2][3])
         if len(eci) != 3 or eci[0][0] != 0x06 or eci[1][0] != 0x30 or eci[2][0] != 0x80:
             return None
-        rest = F.children(data, cie, ee)
+        rest = fields[3:]
         aad = tag_value = None
         if kind == "authEnveloped-data":
             if rest and rest[0][0] == 0xA1:  # authAttrs, authenticated as a SET (RFC 5083 §2.1)

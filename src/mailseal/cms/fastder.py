@@ -46,11 +46,35 @@ def tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 
 def children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """(tag, header start, content start, content end) of each child TLV."""
+    """(tag, header start, content start, content end) of each child TLV.
+
+    Each child is read as :func:`tlv` reads it, written out here: this runs for every
+    constructed value of every message, and the call per child cost more than the reading.
+    """
     out = []
     pos = start
     while pos < end:
-        tag, cs, ce = tlv(buf, pos, end)
+        if pos + 2 > end:
+            raise Unusual
+        tag = buf[pos]
+        if tag & 0x1F == 0x1F:
+            raise Unusual
+        n = buf[pos + 1]
+        cs = pos + 2
+        if n >= 0x80:
+            k = n & 0x7F
+            if k == 0 or k > 4 or cs + k > end:
+                raise Unusual
+            if k == 1:
+                n = buf[cs]
+            elif k == 2:
+                n = (buf[cs] << 8) | buf[cs + 1]
+            else:
+                n = int.from_bytes(buf[cs : cs + k], "big")
+            cs += k
+        ce = cs + n
+        if ce > end:
+            raise Unusual
         out.append((tag, pos, cs, ce))
         pos = ce
     return out

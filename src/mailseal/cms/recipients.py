@@ -633,22 +633,26 @@ def _ktri_only(
         entries = F.children(buf, cs, ce)
         if not entries or len(entries) > max_recipients:
             return None
-        tlv = F.tlv
+        children = F.children
         out = []
         for index, (etag, _hs, es, ee) in enumerate(entries):
             if etag != 0x30:
                 return None
             # version INTEGER, rid, keyEncryptionAlgorithm, encryptedKey OCTET STRING
-            vtag, vs, ve = tlv(buf, es, ee)
-            rtag, rs, re_ = tlv(buf, ve, ee)
-            atag, _as, ae = tlv(buf, re_, ee)
-            ktag, ks, ke = tlv(buf, ae, ee)
-            if vtag != 0x02 or atag != 0x30 or ktag != 0x04 or ke != ee or ve == vs:
+            kids = children(buf, es, ee)
+            if len(kids) != 4:
+                return None
+            (vtag, _vh, vs, ve), (rtag, _rh, rs, re_), (atag, ah, _as, ae), (ktag, _kh, ks, ke) = (
+                kids
+            )
+            if vtag != 0x02 or atag != 0x30 or ktag != 0x04 or ve == vs:
                 return None
             if rtag == 0x30:  # issuerAndSerialNumber
-                itag, _is, ie = tlv(buf, rs, re_)
-                stag, ss, se = tlv(buf, ie, re_)
-                if itag != 0x30 or stag != 0x02 or se != re_ or se == ss:
+                ias = children(buf, rs, re_)
+                if len(ias) != 2:
+                    return None
+                (itag, _ih, _is, ie), (stag, _sh, ss, se) = ias
+                if itag != 0x30 or stag != 0x02 or se == ss:
                     return None
                 serial = int.from_bytes(buf[ss:se], "big", signed=True)
                 rid = CertId(issuer_der=buf[rs:ie], serial=serial)
@@ -656,7 +660,7 @@ def _ktri_only(
                 rid = CertId(ski=buf[rs:re_])
             else:
                 return None
-            transport, algorithm, weak, problem = _key_transport(buf[re_:ae])
+            transport, algorithm, weak, problem = _key_transport(buf[ah:ae])
             out.append(
                 ParsedRecipient(
                     index=index,

@@ -9,6 +9,7 @@ or raw DER.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
@@ -39,7 +40,7 @@ from mailseal.mime.sign import (
     _seekable,
     split_message_headers,
 )
-from mailseal.mime.verify import _B64Reader, _looks_like_der_cms, _name_param
+from mailseal.mime.verify import _b64_whole, _B64Reader, _looks_like_der_cms, _name_param
 
 __all__ = [
     "SMimeKind",
@@ -154,9 +155,12 @@ def classify(r: Reader, limits: Limits = DEFAULT_LIMITS) -> Classified:
     return _classified(tuple(fields), r)
 
 
-def _classified(fields: tuple[HeaderField, ...], r: Reader) -> Classified:
+def _classified(
+    fields: tuple[HeaderField, ...], r: Reader, whole: bytes | None = None
+) -> Classified:
     """What the header fields say the body at ``r`` is. Only the Content-* fields are
-    consulted, so the message's Content-* fields alone give the same answer."""
+    consulted, so the message's Content-* fields alone give the same answer. ``whole`` is
+    the entire body when it is held in memory (then ``r`` reads just that)."""
     ct = H.content_type(fields)
     if ct.value == "multipart/signed":
         return Classified("multipart-signed", fields, ct.value, None)
@@ -166,7 +170,13 @@ def _classified(fields: tuple[HeaderField, ...], r: Reader) -> Classified:
     ):
         smime_type = (ct.param("smime-type") or "").lower()
         cte = H.transfer_encoding(fields)
-        read = _B64Reader(r).read if cte == "base64" else r.read
+        read: Callable[[int], bytes]
+        if cte != "base64":
+            read = r.read
+        elif whole is None:
+            read = _B64Reader(r).read
+        else:
+            read = io.BytesIO(_b64_whole(whole)).read
         kind = _SMIME_TYPES.get(smime_type)
         if kind is not None:
             return Classified(kind, fields, ct.value, read)
@@ -281,7 +291,8 @@ def decrypt_bytes(
     split = None if _looks_like_der_cms(message[:64]) else split_header_block(message, limits)
     if split is not None:
         transport, inner, start = split
-        top = _classified(tuple(inner), Reader.from_bytes(message[start:]))
+        body = message[start:]
+        top = _classified(tuple(inner), Reader.from_bytes(body), body)
     else:
         top = classify(Reader.from_bytes(message), limits)
         transport = b""
