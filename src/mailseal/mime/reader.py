@@ -20,6 +20,15 @@ _FIELD_NAME = re.compile(rb"[!-9;-~]+")
 # one header field: its name, the rest of its line, and any continuation lines (a name never
 # starts with a space or a tab, so where a field ends is unambiguous and the match is linear)
 _FIELD = re.compile(rb"(?m)^(([!-9;-~]++)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*)")
+_ONE_FIELD = rb"[!-9;-~]++[ \t]*+:[^\n]*+\n(?:[ \t][^\n]*+\n)*+"
+# a field of the entity rather than of the message: Content-*, and MIME-Version
+_ENTITY_NAME = rb"(?i:content-|mime-version[ \t]*:)"
+# a whole header block in the usual order: the message's fields, then the entity's (one way
+# to match it at most, and possessive throughout: linear, and a quick no for any other order)
+_ENTITY_FIELDS_LAST = re.compile(
+    rb"((?:(?!" + _ENTITY_NAME + rb")" + _ONE_FIELD + rb")*+)"
+    rb"((?:(?=" + _ENTITY_NAME + rb")" + _ONE_FIELD + rb")*+)"
+)
 
 
 class Reader:
@@ -260,25 +269,34 @@ class HeaderField:
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
+def _block_end(buf: bytes, limits: Limits) -> re.Match[bytes] | None:
+    """The blank line after a header block at the start of ``buf`` that is within the limits
+    (the block is not looked at otherwise); None when there is none."""
+    m = _BLANK_LINE.search(buf)
+    if m is None or m.end() > limits.max_header_block:
+        return None
+    end = m.start() + 1
+    if buf.count(b"\n", 0, end) > limits.max_header_fields:
+        return None
+    if (
+        end >= limits.max_header_line
+        and max(map(len, buf[:end].split(b"\n"))) >= limits.max_header_line
+    ):
+        return None
+    return m
+
+
 def _block_fields(
     buf: bytes, limits: Limits
 ) -> tuple[re.Match[bytes], list[tuple[bytes, bytes]]] | None:
     """A well-formed header block at the start of ``buf``, within the limits: the blank line
     after it, and each field's text and name. None for anything else (which the line-by-line
     reader decides)."""
-    m = _BLANK_LINE.search(buf)
-    if m is None or m.end() > limits.max_header_block:
+    m = _block_end(buf, limits)
+    if m is None:
         return None
     end = m.start() + 1
-    block = buf[:end]
-    if block.count(b"\n") > limits.max_header_fields:
-        return None
-    if (
-        end >= limits.max_header_line
-        and max(map(len, block.split(b"\n"))) >= limits.max_header_line
-    ):
-        return None
-    found: list[tuple[bytes, bytes]] = _FIELD.findall(block)
+    found: list[tuple[bytes, bytes]] = _FIELD.findall(buf[:end])
     # the fields found follow each other without a gap: together they are the whole block
     if sum([len(text) for text, _name in found]) != end:
         return None
@@ -328,29 +346,39 @@ def split_header_block(
     two functions handle.
     """
     buf = data[:8192]
-    parsed = _block_fields(buf, limits)
-    if parsed is None:
-        return None
-    m, found = parsed
-    if m.end() - m.start() != 3:  # the blank line is a CRLF
+    m = _block_end(buf, limits)
+    if m is None or m.end() - m.start() != 3:  # the blank line is a CRLF
         return None
     block = buf[: m.start() + 1]
     if not block.count(b"\r") == block.count(b"\r\n") == block.count(b"\n"):
         return None
-    folded = b"\n " in block or b"\n\t" in block
     transport = []
     inner = []
+    layout = _ENTITY_FIELDS_LAST.fullmatch(block)
+    if layout is not None:
+        # the usual order: every transport field, then MIME-Version and the Content-* fields
+        for text, name in _FIELD.findall(layout.group(2)):
+            if name.lower() != b"mime-version":
+                inner.append(_canonical_field(name, text))
+        return layout.group(1), inner, m.end()
+    found = _FIELD.findall(block)
+    # the fields found follow each other without a gap: together they are the whole block
+    if sum([len(text) for text, _name in found]) != len(block):
+        return None
     for text, name in found:
         lname = name.lower()
         if lname.startswith(b"content-"):
-            inner.append(
-                _folded(name, text, True)
-                if folded
-                else HeaderField(name.decode("ascii"), [text], text)
-            )
+            inner.append(_canonical_field(name, text))
         elif lname != b"mime-version":
             transport.append(text)
     return b"".join(transport), inner, m.end()
+
+
+def _canonical_field(name: bytes, text: bytes) -> HeaderField:
+    """A field from a CRLF-clean block."""
+    if text.find(b"\n") == len(text) - 1:
+        return HeaderField(name.decode("ascii"), [text], text)
+    return _folded(name, text, True)
 
 
 def read_header_block(
