@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol
 
+from mailseal._memo import per_object
 from mailseal.cms.algorithms import DIGESTS
 from mailseal.cms.signed import DER_LIMIT, OpaqueSignedWriter, PreparedSigner, encode_signed_data
 from mailseal.errors import InputError
@@ -137,7 +138,7 @@ def _detached_head(head: bytes, signers: Sequence[PreparedSigner], boundary: byt
     )
 
 
-def _detached_tail(boundary: bytes, cms: bytes) -> bytes:
+def _detached_tail(boundary: bytes, cms: bytes, signers: Sequence[PreparedSigner]) -> bytes:
     """The signature part and the closing delimiter, after the signed entity."""
     return (
         b"\r\n--"
@@ -146,11 +147,49 @@ def _detached_tail(boundary: bytes, cms: bytes) -> bytes:
         + b"Content-Transfer-Encoding: base64\r\n"
         + b'Content-Disposition: attachment; filename="smime.p7s"\r\n'
         + b"Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
-        + b64_lines(cms)
+        + (_shared_lines(signers[0]).lines(cms) if len(signers) == 1 else b64_lines(cms))
         + b"--"
         + boundary
         + b"--\r\n"
     )
+
+
+class _SharedLines:
+    """One signer's detached SignedData begins the same way in every message (the headers,
+    the certificates; what changes is in the SignerInfo at the end), so the base64 lines of
+    that beginning are kept and only the rest is encoded. The shared beginning is learnt by
+    comparing two signatures in a row, and checked byte for byte before each use."""
+
+    __slots__ = ("known", "last")
+
+    def __init__(self) -> None:
+        self.last = b""
+        #: (the shared beginning, a whole number of 57-byte lines; its base64 lines)
+        self.known = (b"", b"")
+
+    def lines(self, der: bytes) -> bytes:
+        """``b64_lines(der)``."""
+        prefix, text = self.known
+        if prefix and len(der) > len(prefix) and der.startswith(prefix):
+            return text + b64_lines(der[len(prefix) :])
+        out = b64_lines(der)
+        last, self.last = self.last, der
+        # how many whole lines the two encodings share (at least one byte is left after them)
+        lo, hi = 0, (min(len(last), len(der)) - 1) // 57
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if last[: mid * 57] == der[: mid * 57]:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo:
+            self.known = (der[: lo * 57], out[: lo * 78])  # 76 characters and CRLF a line
+        return out
+
+
+@per_object(maxsize=16)
+def _shared_lines(signer: PreparedSigner) -> _SharedLines:
+    return _SharedLines()
 
 
 _OPAQUE_HEAD = (
@@ -229,7 +268,7 @@ def sign_stream(
         _canonicalize(src, first, emitter, rewind if mark is not None else None, limits)
         digests = {name: h.digest() for name, h in hashers.items()}
         cms, _ = encode_signed_data(signers, digests, when=when)
-        out(_detached_tail(boundary, cms))
+        out(_detached_tail(boundary, cms, signers))
         return
 
     out(head + _OPAQUE_HEAD)
@@ -284,4 +323,4 @@ def sign_small(
         return head + _OPAQUE_HEAD + b64_lines(prefix + entity + suffix)
     cms, _ = encode_signed_data(signers, digests, when=when)
     boundary = _new_boundary()
-    return _detached_head(head, signers, boundary) + entity + _detached_tail(boundary, cms)
+    return _detached_head(head, signers, boundary) + entity + _detached_tail(boundary, cms, signers)

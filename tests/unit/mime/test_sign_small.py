@@ -11,7 +11,7 @@ import datetime as dt
 import io
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import mailseal
@@ -189,3 +189,41 @@ def test_whatever_it_signs_matches_the_streaming_signer(
     small = S.sign_small(message, signers, opaque=opaque, when=WHEN)
     if small is not None:
         assert small == _streamed(message, signers, opaque)
+
+
+@settings(max_examples=300, deadline=None)
+@example(shared=bytes(range(200)), tails=[b"a", b"bc", b"d" * 100])
+@given(
+    shared=st.binary(min_size=0, max_size=400),
+    tails=st.lists(st.binary(min_size=0, max_size=200), min_size=1, max_size=6),
+)
+def test_shared_lines_give_the_same_base64(shared: bytes, tails: list[bytes]) -> None:
+    """Signatures in a row that begin alike reuse the beginning's base64 lines: each result is
+    exactly what encoding the whole signature gives, whatever is shared or not."""
+    from mailseal.mime.canon import b64_lines
+
+    memo = S._SharedLines()
+    for tail in tails:
+        der = shared + tail
+        assert memo.lines(der) == b64_lines(der)
+    # once learnt, a signature that begins differently is still encoded whole
+    other = bytes([shared[0] ^ 1]) + shared[1:] + b"x" if shared else b"y"
+    assert memo.lines(other) == b64_lines(other)
+
+
+def test_shared_lines_are_learnt_and_used(alice: Person, trust: mailseal.Trust) -> None:
+    """Signing twice with one signer learns the part that does not change (at least the
+    certificates), and the signatures still verify."""
+    signer = PreparedSigner(alice.ident)
+    first = mailseal.sign(b"Subject: a\r\n\r\nhello\r\n", signer)
+    memo = S._shared_lines(signer)
+    assert memo.known == (b"", b"")
+    second = mailseal.sign(b"Subject: b\r\n\r\nhello again\r\n", signer)
+    prefix, text = memo.known
+    assert len(prefix) >= sum(len(c) for c in signer.cert_ders)
+    assert text in second
+    third = mailseal.sign(b"Subject: c\r\n\r\nand again\r\n", signer)
+    assert text in third
+    for signed in (first, second, third):
+        result = mailseal.verify(signed, trust=trust)
+        assert result.valid, result
