@@ -292,7 +292,7 @@ def decrypt_bytes(
     if split is not None:
         transport, inner, start = split
         body = message[start:]
-        top = _classified(tuple(inner), Reader.from_bytes(body), body)
+        top = _classified(inner, Reader.from_bytes(body), body)
     else:
         top = classify(Reader.from_bytes(message), limits)
         transport = b""

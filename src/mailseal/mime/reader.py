@@ -5,6 +5,7 @@ Nothing here holds more than one chunk of a body, one header block, or one (limi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -234,7 +235,7 @@ class PartReader:
 class HeaderField:
     """One header field: its name and the raw bytes of its (possibly folded) lines."""
 
-    __slots__ = ("_canon", "lines", "lname", "name")
+    __slots__ = ("_canon", "_value", "lines", "lname", "name")
 
     def __init__(self, name: str, lines: list[bytes], canon: bytes | None = None) -> None:
         self.name = name
@@ -242,19 +243,28 @@ class HeaderField:
         self.lines = lines
         # the canonical form, when the reader already knows it (a CRLF-clean header block)
         self._canon = canon
+        self._value: str | None = None
+
+    def add_line(self, line: bytes) -> None:
+        """Append a continuation line (while the header block is being read)."""
+        self.lines.append(line)
+        self._value = None
 
     def raw(self) -> bytes:
         return b"".join(self.lines)
 
     def value(self) -> str:
         """The unfolded value as text (undecodable bytes kept as surrogates)."""
+        if self._value is not None:
+            return self._value
         lines = self.lines
         if len(lines) == 1:
             raw = lines[0].rstrip(b"\r\n")
         else:
             raw = b"".join([line.rstrip(b"\r\n") for line in lines])
         _, _, val = raw.partition(b":")
-        return val.strip().decode("utf-8", "surrogateescape")
+        self._value = text = val.strip().decode("utf-8", "surrogateescape")
+        return text
 
     def canonical(self) -> bytes:
         """The field's lines with CRLF line ends."""
@@ -335,7 +345,7 @@ def _folded(name: bytes, text: bytes, crlf: bool) -> HeaderField:
 
 def split_header_block(
     data: bytes, limits: Limits = DEFAULT_LIMITS
-) -> tuple[bytes, list[HeaderField], int] | None:
+) -> tuple[bytes, tuple[HeaderField, ...], int] | None:
     """Split the header block of a message held in memory in one pass, when the block is
     well-formed and already canonical (every line ends in CRLF, as does the blank line after
     it): (the transport fields as bytes, the Content-* fields, where the body starts).
@@ -352,15 +362,14 @@ def split_header_block(
     block = buf[: m.start() + 1]
     if not block.count(b"\r") == block.count(b"\r\n") == block.count(b"\n"):
         return None
-    transport = []
-    inner = []
     layout = _ENTITY_FIELDS_LAST.fullmatch(block)
     if layout is not None:
         # the usual order: every transport field, then MIME-Version and the Content-* fields
-        for text, name in _FIELD.findall(layout.group(2)):
-            if name.lower() != b"mime-version":
-                inner.append(_canonical_field(name, text))
-        return layout.group(1), inner, m.end()
+        entity = layout.group(2)
+        fields = _entity_fields_seen(entity) if len(entity) <= 1024 else _entity_fields(entity)
+        return layout.group(1), fields, m.end()
+    transport = []
+    inner = []
     found = _FIELD.findall(block)
     # the fields found follow each other without a gap: together they are the whole block
     if sum([len(text) for text, _name in found]) != len(block):
@@ -371,7 +380,24 @@ def split_header_block(
             inner.append(_canonical_field(name, text))
         elif lname != b"mime-version":
             transport.append(text)
-    return b"".join(transport), inner, m.end()
+    return b"".join(transport), tuple(inner), m.end()
+
+
+def _entity_fields(text: bytes) -> tuple[HeaderField, ...]:
+    """The Content-* fields among MIME-Version and Content-* fields (CRLF-clean)."""
+    return tuple(
+        [
+            _canonical_field(name, field)
+            for field, name in _FIELD.findall(text)
+            if name.lower() != b"mime-version"
+        ]
+    )
+
+
+#: A client writes the same Content-* fields on every message of a kind (an encrypted message,
+#: a signed one): those already read are not read again. Field objects are not changed once a
+#: header block has been read, so they can be shared.
+_entity_fields_seen = functools.lru_cache(maxsize=64)(_entity_fields)
 
 
 def _canonical_field(name: bytes, text: bytes) -> HeaderField:
@@ -416,7 +442,7 @@ def _header_block_by_lines(src: Reader, limits: Limits) -> tuple[list[HeaderFiel
                     src.unread(line)
                     return [], None
                 raise MalformedMessage("a header continuation line has no field to continue")
-            fields[-1].lines.append(line)
+            fields[-1].add_line(line)
             continue
         name, colon, _ = line.partition(b":")
         if not colon or not _FIELD_NAME.fullmatch(name.rstrip(b" \t")):

@@ -291,6 +291,7 @@ def sign_small(
     handles; what it returns is byte for byte what :func:`sign_stream` writes."""
     if not signers or not message or len(message) > SMALL_MAX:
         return None
+    inner: Sequence[HeaderField]
     split = split_header_block(message, limits)
     if split is not None:
         transport, inner, start = split

@@ -306,6 +306,15 @@ def test_header_value_keeps_undecodable_bytes() -> None:
     assert f.value().encode("utf-8", "surrogateescape") == b"caf\xe9 \xc3\xa9"
 
 
+def test_header_value_follows_continuation_lines() -> None:
+    # the value is remembered once asked for, and forgotten when a continuation line arrives
+    f = HeaderField("Subject", [b"Subject: one\r\n"])
+    assert f.value() == "one"
+    f.add_line(b" two\r\n")
+    assert f.value() == "one two"
+    assert f.lines == [b"Subject: one\r\n", b" two\r\n"]
+
+
 @pytest.mark.parametrize(
     "data",
     [b"Hello world\r\nsecond line\r\n", b" continuation first\r\n", b"no colon here\r\n"],
@@ -484,3 +493,21 @@ def test_split_header_block_within_limits() -> None:
     assert split_header_block(data, Limits(max_header_fields=1)) is None
     assert split_header_block(data, Limits(max_header_block=40)) is None
     assert split_header_block(data, Limits(max_header_line=20)) is None
+
+
+def test_split_header_block_reuses_entity_fields_of_the_usual_size() -> None:
+    from mailseal.mime.reader import _entity_fields_seen, split_header_block
+
+    entity = b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+    one = split_header_block(b"Subject: 1\r\n" + entity + b"\r\nbody")
+    two = split_header_block(b"Subject: 2\r\n" + entity + b"\r\nbody")
+    assert one is not None and two is not None
+    assert one[0] == b"Subject: 1\r\n" and two[0] == b"Subject: 2\r\n"
+    assert one[1] is two[1] and [f.name for f in one[1]] == ["Content-Type"]
+    # large Content-* fields (what a hostile message can make large) are not kept
+    big = b"Content-Description: " + b"x" * 2000 + b"\r\n"
+    before = _entity_fields_seen.cache_info().currsize
+    three = split_header_block(b"Subject: 3\r\n" + big + b"\r\nbody")
+    four = split_header_block(b"Subject: 3\r\n" + big + b"\r\nbody")
+    assert three is not None and four is not None
+    assert three[1] is not four[1] and _entity_fields_seen.cache_info().currsize == before
