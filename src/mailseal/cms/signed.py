@@ -8,7 +8,9 @@ static attributes) is encoded once per signer in :class:`PreparedSigner`.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -224,6 +226,13 @@ _OID_SIGNED_DATA = der.oid(O.ID_SIGNED_DATA)
 _DETACHED_ENCAP = der.sequence(der.oid(O.ID_DATA))
 
 
+@functools.lru_cache(maxsize=2)
+def _utc_second(seconds: int) -> _dt.datetime:
+    """The signing time: now, to the second (the same object for every signature made within
+    one second)."""
+    return _dt.datetime.fromtimestamp(seconds, _dt.UTC)
+
+
 def _header(tag: int, length: int) -> bytes:
     return bytes((tag,)) + der.encode_length(length)
 
@@ -243,7 +252,7 @@ def encode_signed_data(
     """
     if not signers:
         raise IdentityError("at least one signer is needed")
-    when = when or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+    when = when or _utc_second(int(time.time()))
     infos = [s.signer_info(digests[s.digest], when) for s in signers]
     if len(signers) == 1:
         head, certs = signers[0].single_frame()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import secrets
+import os
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol
 
@@ -201,7 +201,7 @@ _OPAQUE_HEAD = (
 
 
 def _new_boundary() -> bytes:
-    return b"----=_mailseal_" + secrets.token_hex(16).encode()
+    return b"----=_mailseal_" + os.urandom(16).hex().encode()
 
 
 def sign_stream(
