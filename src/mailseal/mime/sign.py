@@ -140,18 +140,16 @@ def _detached_head(head: bytes, signers: Sequence[PreparedSigner], boundary: byt
 
 def _detached_tail(boundary: bytes, cms: bytes, signers: Sequence[PreparedSigner]) -> bytes:
     """The signature part and the closing delimiter, after the signed entity."""
-    return (
-        b"\r\n--"
-        + boundary
-        + b'\r\nContent-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
-        + b"Content-Transfer-Encoding: base64\r\n"
-        + b'Content-Disposition: attachment; filename="smime.p7s"\r\n'
-        + b"Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
-        + (_shared_lines(signers[0]).lines(cms) if len(signers) == 1 else b64_lines(cms))
-        + b"--"
-        + boundary
-        + b"--\r\n"
-    )
+    lines = _shared_lines(signers[0]).lines(cms) if len(signers) == 1 else b64_lines(cms)
+    return b"".join((b"\r\n--", boundary, _SIGNATURE_PART, lines, b"--", boundary, b"--\r\n"))
+
+
+_SIGNATURE_PART = (
+    b'\r\nContent-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n"
+    b'Content-Disposition: attachment; filename="smime.p7s"\r\n'
+    b"Content-Description: S/MIME Cryptographic Signature\r\n\r\n"
+)
 
 
 class _SharedLines:
