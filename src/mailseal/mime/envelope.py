@@ -12,10 +12,11 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, NamedTuple
 
 from cryptography import x509
 
+from mailseal._memo import per_object
 from mailseal._values import quick_init
 from mailseal.cms.compressed import CompressWriter
 from mailseal.cms.compressed import decompress_stream as _decompress
@@ -156,34 +157,59 @@ def classify(r: Reader, limits: Limits = DEFAULT_LIMITS) -> Classified:
 
 
 def _classified(
-    fields: tuple[HeaderField, ...], r: Reader, whole: bytes | None = None
+    fields: tuple[HeaderField, ...],
+    r: Reader,
+    whole: bytes | None = None,
+    entity: _Entity | None = None,
 ) -> Classified:
     """What the header fields say the body at ``r`` is. Only the Content-* fields are
     consulted, so the message's Content-* fields alone give the same answer. ``whole`` is
-    the entire body when it is held in memory (then ``r`` reads just that)."""
+    the entire body when it is held in memory (then ``r`` reads just that); ``entity`` is what
+    :func:`_entity` says of ``fields``, when already known."""
+    e = entity or _entity(fields)
+    if not e.pkcs7:
+        return Classified(e.kind, fields, e.content_type, None)
+    read: Callable[[int], bytes]
+    if not e.base64:
+        read = r.read
+    elif whole is None:
+        read = _B64Reader(r).read
+    else:
+        read = io.BytesIO(_b64_whole(whole)).read
+    if e.kind is not None:
+        return Classified(e.kind, fields, e.content_type, read)
+    # no (or an unknown) smime-type: the CMS content type decides
+    peek = _Peek(read)
+    return Classified(_der_kind(peek.peek(64)), fields, e.content_type, peek.read)
+
+
+class _Entity(NamedTuple):
+    """What a message's Content-* fields say, before its body is looked at."""
+
+    content_type: str
+    #: multipart-signed, or the kind a pkcs7-mime body's smime-type names (None: not named)
+    kind: SMimeKind | None
+    #: the body is CMS: application/pkcs7-mime (or an octet-stream named .p7m or .p7z)
+    pkcs7: bool
+    base64: bool
+
+
+def _entity(fields: Sequence[HeaderField]) -> _Entity:
     ct = H.content_type(fields)
     if ct.value == "multipart/signed":
-        return Classified("multipart-signed", fields, ct.value, None)
+        return _Entity(ct.value, "multipart-signed", False, False)
     if ct.value in _MIME_TYPES or (
         ct.value == "application/octet-stream"
         and _name_param(fields, ct).endswith((".p7m", ".p7z"))
     ):
-        smime_type = (ct.param("smime-type") or "").lower()
-        cte = H.transfer_encoding(fields)
-        read: Callable[[int], bytes]
-        if cte != "base64":
-            read = r.read
-        elif whole is None:
-            read = _B64Reader(r).read
-        else:
-            read = io.BytesIO(_b64_whole(whole)).read
-        kind = _SMIME_TYPES.get(smime_type)
-        if kind is not None:
-            return Classified(kind, fields, ct.value, read)
-        # no (or an unknown) smime-type: the CMS content type decides
-        peek = _Peek(read)
-        return Classified(_der_kind(peek.peek(64)), fields, ct.value, peek.read)
-    return Classified(None, fields, ct.value, None)
+        kind = _SMIME_TYPES.get((ct.param("smime-type") or "").lower())
+        return _Entity(ct.value, kind, True, H.transfer_encoding(fields) == "base64")
+    return _Entity(ct.value, None, False, False)
+
+
+#: for the Content-* fields :func:`~mailseal.mime.reader.split_header_block` has seen before
+#: (it hands out the same tuple for the same text)
+_entity_seen = per_object(maxsize=64)(_entity)
 
 
 _SMIME_TYPES: dict[str, SMimeKind] = {
@@ -292,7 +318,7 @@ def decrypt_bytes(
     if split is not None:
         transport, inner, start = split
         body = message[start:]
-        top = _classified(inner, Reader.from_bytes(body), body)
+        top = _classified(inner, Reader.from_bytes(body), body, _entity_seen(inner))
     else:
         top = classify(Reader.from_bytes(message), limits)
         transport = b""
