@@ -104,6 +104,7 @@ class PreparedSigner:
     """One signer with every per-message-constant piece already encoded."""
 
     __slots__ = (
+        "_frame",
         "_info_head",
         "_last_time",
         "_md_prefix",
@@ -175,6 +176,7 @@ class PreparedSigner:
         st = _attribute(O.ID_SIGNING_TIME, der.signing_time(_dt.datetime(2000, 1, 1)))
         self._st_prefix = st[:-13]
         self._single: tuple[bytes, bytes] | None = None
+        self._frame: tuple[int, bytes] | None = None
         self._info_head: bytes | None = None
         self._last_time: tuple[_dt.datetime, bytes] | None = None
 
@@ -194,6 +196,25 @@ class PreparedSigner:
             certs = der.context(0, b"".join(sorted(dict.fromkeys(self.cert_ders))))
             self._single = (head, certs)
         return self._single
+
+    def detached_frame(self, info_length: int) -> bytes:
+        """A detached ContentInfo/SignedData with this signer alone, up to its SignerInfo of
+        ``info_length`` bytes (which follows it to the end). The same for every signature of
+        the same length, so the last one is kept."""
+        last = self._frame
+        if last is not None and last[0] == info_length:
+            return last[1]
+        head, certs = self.single_frame()
+        si_hdr = _header(0x31, info_length)
+        sd_len = len(head) + len(_DETACHED_ENCAP) + len(certs) + len(si_hdr) + info_length
+        sd_hdr = _header(0x30, sd_len)
+        ctx_hdr = _header(0xA0, len(sd_hdr) + sd_len)
+        ci_hdr = _header(0x30, len(_OID_SIGNED_DATA) + len(ctx_hdr) + len(sd_hdr) + sd_len)
+        frame = b"".join(
+            (ci_hdr, _OID_SIGNED_DATA, ctx_hdr, sd_hdr, head, _DETACHED_ENCAP, certs, si_hdr)
+        )
+        self._frame = (info_length, frame)
+        return frame
 
     def signer_info(self, message_digest: bytes, when: _dt.datetime) -> bytes:
         attrs = [
@@ -254,6 +275,8 @@ def encode_signed_data(
         raise IdentityError("at least one signer is needed")
     when = when or _utc_second(int(time.time()))
     infos = [s.signer_info(digests[s.digest], when) for s in signers]
+    if content_length is None and len(signers) == 1:
+        return signers[0].detached_frame(len(infos[0])) + infos[0], b""
     if len(signers) == 1:
         head, certs = signers[0].single_frame()
     else:

@@ -407,3 +407,21 @@ def test_prepared_signer_is_reusable(alice: Person, trust: mailseal.Trust) -> No
         result = mailseal.verify(mailseal.sign(body, prepared), trust=trust)
         assert result.signers[0].digest_algorithm == "sha384"
         assert result.signers[0].status is mailseal.Status.VALID
+
+
+@pytest.mark.parametrize("length", [0, 1, 127, 128, 255, 256, 300, 65535, 65536, 70000])
+def test_detached_frame_is_the_der_around_the_signer_info(alice: Person, length: int) -> None:
+    """The frame kept per signer is, byte for byte, the DER SignedData that ends in a
+    SignerInfo of that length, whatever the length's encoding; asking for another length
+    gives another frame, and the same length the same one."""
+    from mailseal.asn1 import der
+
+    signer = PreparedSigner(alice.ident)
+    info = bytes(length)
+    head, certs = signer.single_frame()
+    signed_data = der.tlv(0x30, head + der.sequence(der.oid(ID_DATA)) + certs + der.tlv(0x31, info))
+    expected = der.tlv(0x30, der.oid("1.2.840.113549.1.7.2") + der.tlv(0xA0, signed_data))
+    assert signer.detached_frame(length) + info == expected
+    assert signer.detached_frame(length + 1) + bytes(length + 1) != expected
+    assert signer.detached_frame(length) + info == expected
+    a_cms.ContentInfo.load(expected)  # well-formed, as asn1crypto reads it
