@@ -365,11 +365,9 @@ def split_header_block(
     layout = _ENTITY_FIELDS_LAST.fullmatch(block)
     if layout is not None:
         # the usual order: every transport field, then MIME-Version and the Content-* fields
-        entity = layout.group(2)
-        fields = _entity_fields_seen(entity) if len(entity) <= 1024 else _entity_fields(entity)
-        return layout.group(1), fields, m.end()
+        return layout.group(1), _entity_fields_of(layout.group(2)), m.end()
     transport = []
-    inner = []
+    entity = []
     found = _FIELD.findall(block)
     # the fields found follow each other without a gap: together they are the whole block
     if sum([len(text) for text, _name in found]) != len(block):
@@ -377,10 +375,14 @@ def split_header_block(
     for text, name in found:
         lname = name.lower()
         if lname.startswith(b"content-"):
-            inner.append(_canonical_field(name, text))
+            entity.append(text)
         elif lname != b"mime-version":
             transport.append(text)
-    return b"".join(transport), tuple(inner), m.end()
+    return b"".join(transport), _entity_fields_of(b"".join(entity)), m.end()
+
+
+def _entity_fields_of(text: bytes) -> tuple[HeaderField, ...]:
+    return _entity_fields_seen(text) if len(text) <= 1024 else _entity_fields(text)
 
 
 def _entity_fields(text: bytes) -> tuple[HeaderField, ...]:

@@ -275,6 +275,22 @@ def sign_stream(
     body.close()
 
 
+def _entity_head(inner: Sequence[HeaderField]) -> bytes | None:
+    """The signed entity's header block (and the blank line), when its Content-* fields let
+    :func:`sign_small` sign it: one part, a transfer encoding that is 7-bit already."""
+    ct = H.content_type(inner)
+    if ct.maintype == "multipart" or ct.value == "message/rfc822":
+        return None
+    if H.transfer_encoding(inner) not in ("7bit", "quoted-printable", "base64"):
+        return None
+    return b"".join([f.canonical() for f in inner] or [_DEFAULT_TYPE]) + b"\r\n"
+
+
+#: for the Content-* fields :func:`~mailseal.mime.reader.split_header_block` has seen before
+#: (it hands out the same tuple for the same text)
+_entity_head_seen = per_object(maxsize=64)(_entity_head)
+
+
 def sign_small(
     message: bytes,
     signers: Sequence[PreparedSigner],
@@ -302,15 +318,13 @@ def sign_small(
         outer, inner = split_message_headers(fields)
         transport = b"".join([f.canonical() for f in outer])
         rest = r.read(SMALL_MAX)
-    ct = H.content_type(inner)
-    if ct.maintype == "multipart" or ct.value == "message/rfc822":
-        return None
-    if H.transfer_encoding(inner) not in ("7bit", "quoted-printable", "base64"):
+    entity_head = _entity_head_seen(inner) if isinstance(inner, tuple) else _entity_head(inner)
+    if entity_head is None:
         return None
     body = clean_body(rest)
     if body is None:
         return None
-    entity = b"".join([f.canonical() for f in inner] or [_DEFAULT_TYPE]) + b"\r\n" + body
+    entity = entity_head + body
     if opaque and len(entity) > DER_LIMIT:
         return None
     digests: dict[str, bytes] = {s.digest: b"" for s in signers}
