@@ -689,3 +689,11 @@ def test_canonical_output_identical_for_every_signer(
     b = signed_content(mailseal.sign(NESTED, bob.ident, digest="sha512"))
     c = signed_content(mailseal.sign(NESTED, [alice.ident, bob.ident]))
     assert a == b == c
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="\r\na", max_size=40).map(str.encode))
+def test_bare_line_feed_search_is_the_count_comparison(data: bytes) -> None:
+    from mailseal.mime.canon import _BARE_LF
+
+    assert (_BARE_LF.search(data) is not None) == (data.count(b"\n") != data.count(b"\r\n"))
