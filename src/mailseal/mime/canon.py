@@ -178,16 +178,32 @@ def _has_from_line(tail: bytes, chunk: bytes) -> bool:
     return b"\nFrom " in chunk or b"\nFrom " in tail + chunk[:5]
 
 
+#: a line feed that is bare, or that starts a line with "From "
+_BARE_LF_OR_FROM = re.compile(rb"\n(?:(?<!\r\n)|From )")
+
+
+def _bare_lf_or_from(data: bytes) -> bool:
+    """Does ``data`` have a bare line feed (the line ends need converting)? Raises
+    NeedsSafePass when a line inside it starts with "From " (one search finds the first of
+    either; only after a bare line feed is there a second one)."""
+    m = _BARE_LF_OR_FROM.search(data)
+    if m is None:
+        return False
+    if m.end() - m.start() > 1 or data.find(b"\nFrom ", m.start()) >= 0:
+        raise NeedsSafePass
+    return True
+
+
 def clean_body(body: bytes) -> bytes | None:
     """A whole body as the optimistic pass writes it when it lets the body through (7-bit, no
     NUL, no line starting "From ", no line over 998 octets): LF and CRLF line ends become
     CRLF, anything else stays as it is. None when the body needs the careful pass. For
     bodies held in memory (the streaming pass does the same chunk by chunk)."""
-    if not body.isascii() or b"\x00" in body or body.startswith(b"From ") or b"\nFrom " in body:
+    if not body.isascii() or b"\x00" in body or body.startswith(b"From "):
         return None
-    if _BARE_LF.search(body):
-        body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     try:
+        if _bare_lf_or_from(body):
+            body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         _check_lines(body, 0)
     except NeedsSafePass:
         return None
@@ -497,13 +513,14 @@ class Canonicalizer:
             chunk = r.read()
             if not chunk:
                 break
-            if not chunk.isascii() or b"\x00" in chunk or _has_from_line(tail, chunk):
+            if not chunk.isascii() or b"\x00" in chunk or b"\nFrom " in tail + chunk[:5]:
                 raise NeedsSafePass
             data = carry + chunk if carry else chunk
             carry = b""
             if data.endswith(b"\r"):
                 carry, data = b"\r", data[:-1]
-            if _BARE_LF.search(data):
+            # "From " lines inside the chunk are found with the bare line feeds
+            if _bare_lf_or_from(data):
                 data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
             cur = _check_lines(data, cur)
             tail = chunk[-5:] if len(chunk) >= 5 else (tail + chunk)[-5:]

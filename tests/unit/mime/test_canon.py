@@ -697,3 +697,16 @@ def test_bare_line_feed_search_is_the_count_comparison(data: bytes) -> None:
     from mailseal.mime.canon import _BARE_LF
 
     assert (_BARE_LF.search(data) is not None) == (data.count(b"\n") != data.count(b"\r\n"))
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from(["\r", "\n", "a", "From ", "Fro", "m "]), max_size=14))
+def test_bare_line_feed_or_from_line_in_one_search(pieces: list[str]) -> None:
+    from mailseal.mime.canon import NeedsSafePass, _bare_lf_or_from
+
+    data = "".join(pieces).encode()
+    if b"\nFrom " in data:
+        with pytest.raises(NeedsSafePass):
+            _bare_lf_or_from(data)
+    else:
+        assert _bare_lf_or_from(data) == (data.count(b"\n") != data.count(b"\r\n"))
