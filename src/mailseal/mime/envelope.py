@@ -175,12 +175,25 @@ def _classified(
     elif whole is None:
         read = _B64Reader(r).read
     else:
-        read = io.BytesIO(_b64_whole(whole)).read
+        read = _decoded_on_first_read(whole)
     if e.kind is not None:
         return Classified(e.kind, fields, e.content_type, read)
     # no (or an unknown) smime-type: the CMS content type decides
     peek = _Peek(read)
     return Classified(_der_kind(peek.peek(64)), fields, e.content_type, peek.read)
+
+
+def _decoded_on_first_read(body: bytes) -> Callable[[int], bytes]:
+    """A reader of a whole base64 body that decodes it when first read (a caller that only
+    wants the kind never meets a decoding error)."""
+    decoded: list[io.BytesIO] = []
+
+    def read(n: int) -> bytes:
+        if not decoded:
+            decoded.append(io.BytesIO(_b64_whole(body)))
+        return decoded[0].read(n)
+
+    return read
 
 
 class _Entity(NamedTuple):

@@ -182,7 +182,16 @@ def test_decrypt_in_memory_matches_the_stream(
         assert fast.transport_headers == slow.transport_headers
         if with_headers and not enc.startswith(b"0"):
             assert fast.content is not None and fast.content.startswith(b"From: alice@example.org")
-    for bad in (message, b"", b"Content-Type: application/pkcs7-mime\r\n\r\n!!!!\r\n"):
+    signed_corrupt = (
+        b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nQUJDRA==\r\nQ\r\n"
+    )
+    for bad in (
+        message,
+        b"",
+        b"Content-Type: application/pkcs7-mime\r\n\r\n!!!!\r\n",
+        signed_corrupt,  # not encrypted: said before its (broken) body is read
+    ):
         fast_err = _outcome(lambda b=bad: mailseal.decrypt(b, [rsa.ident]))
         slow_err = _outcome(
             lambda b=bad: mailseal.decrypt_stream(io.BytesIO(b), io.BytesIO(), [rsa.ident])
