@@ -33,9 +33,9 @@ from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import envelope as E
 from mailseal.mime import headers as H
-from mailseal.mime.reader import CHUNK, HeaderField, PartReader, Reader, read_header_block
+from mailseal.mime.reader import CHUNK, PartReader, Reader, read_header_block
 from mailseal.mime.sign import sign_stream as _sign_stream
-from mailseal.mime.sign import split_message_headers
+from mailseal.mime.sign import transport_bytes
 from mailseal.mime.verify import _ensure_seekable
 from mailseal.validation.trust import Trust, _purpose_problems, certificate_addresses
 from mailseal.validation.verdict import (
@@ -392,7 +392,7 @@ def decrypt_stream(
         require_authenticated=require_authenticated,
     )
     layer = _encrypted_layer(info, ids)
-    return OpenResult(Status.VALID, (layer,), None, _transport(headers))
+    return OpenResult(Status.VALID, (layer,), None, transport_bytes(headers))
 
 
 def decrypt(
@@ -424,12 +424,6 @@ def decrypt(
     if with_headers:
         plaintext = transport + plaintext
     return OpenResult(Status.VALID, (_encrypted_layer(info, ids),), plaintext, transport)
-
-
-def _transport(fields: Sequence[HeaderField]) -> bytes:
-    """The transport header fields (what stays outside an S/MIME layer), canonical."""
-    outer, _ = split_message_headers(list(fields))
-    return b"".join([f.canonical() for f in outer])
 
 
 def _copy(src: IO[bytes], dst: BinaryIO) -> None:
@@ -598,7 +592,7 @@ def open_stream(
                     raise
                 break  # the innermost content is not MIME (or is empty): nothing more to peel
             if depth == 0:
-                transport = _transport(top.headers)
+                transport = transport_bytes(top.headers)
                 from_addresses = H.addresses(list(top.headers), "from")
             if top.kind is None:
                 ct = H.content_type(list(top.headers))

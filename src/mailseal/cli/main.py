@@ -30,6 +30,7 @@ from mailseal.cli.trust_opts import validate as validate_cmd
 from mailseal.cms.signed import PreparedSigner, SignerOptions
 from mailseal.errors import MailsealError, PasswordError, UsageError
 from mailseal.keys.identity import Identity, load_identity, load_pkcs12, load_pkcs12_identities
+from mailseal.mime.sign import transport_bytes
 from mailseal.validation.verdict import EncryptionReport, OpenResult, Status, VerifyResult
 
 __all__ = ["cli", "main"]
@@ -548,7 +549,7 @@ def compress(in_path: str, out_path: str, decompress: bool) -> None:
             return
         with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
             _size, headers = E.decompress_stream(src, spool)  # type: ignore[arg-type]
-            dst.write(_open._transport(headers))
+            dst.write(transport_bytes(headers))
             spool.seek(0)
             shutil.copyfileobj(spool, dst, 1 << 20)
 

@@ -46,7 +46,6 @@ from mailseal.cms.ids import CertId
 from mailseal.cms.recipients import (
     KeyTransportChoice,
     ParsedRecipient,
-    _ktri_only,
     encode_recipient,
     parse_recipient_infos,
     unwrap_key,
@@ -642,9 +641,7 @@ def _read_small(data: bytes, limits: Limits) -> _Small | None:
             return None
     except F.Unusual:
         return None
-    recipients = _ktri_only(data, 1024, rset_start, rset_end)
-    if recipients is None:
-        recipients = parse_recipient_infos(data[rset_start:rset_end])
+    recipients = parse_recipient_infos(data, start=rset_start, end=rset_end)
     alg_oid, params = _algorithm(data, eci[1][1], eci[1][3])
     return _Small(
         kind,

@@ -572,18 +572,25 @@ def _ias(buf: bytes, kid: tuple[int, ...]) -> CertId:
 
 
 def parse_recipient_infos(
-    set_der: bytes, *, max_recipients: int = 1024
+    set_der: bytes,
+    *,
+    max_recipients: int = 1024,
+    start: int = 0,
+    end: int | None = None,
 ) -> tuple[ParsedRecipient, ...]:
-    """Parse a RecipientInfos SET (tag 0x31 and its content, DER or BER).
+    """Parse a RecipientInfos SET (tag 0x31 and its content, DER or BER), which is
+    ``set_der[start:end]`` (all of it by default; the usual form is read in place).
 
     Raises :class:`~mailseal.errors.MalformedCMS` when the structure is broken and
     :class:`~mailseal.errors.LimitExceeded` when it names more than ``max_recipients``
     recipients (RecipientEncryptedKeys counted one by one).
     """
     buf = bytes(set_der)
-    fast = _ktri_only(buf, max_recipients)
+    fast = _ktri_only(buf, max_recipients, start, end)
     if fast is not None:
         return fast
+    if start or end is not None:
+        buf = buf[start:end]
     return _parse_any(buf, max_recipients)
 
 

@@ -40,6 +40,7 @@ from mailseal.mime.sign import (
     _canonicalize,
     _seekable,
     split_message_headers,
+    transport_bytes,
 )
 from mailseal.mime.verify import _b64_whole, _B64Reader, _looks_like_der_cms, _name_param
 
@@ -291,8 +292,7 @@ def decrypt_stream(
             + (f" (it is S/MIME {top.kind})" if top.kind else f" (its type is {top.content_type})")
         )
     if write_transport:
-        outer, _inner = split_message_headers(list(top.headers))
-        prefix = b"".join(f.canonical() for f in outer)
+        prefix = transport_bytes(top.headers)
         pending = [prefix] if prefix else []
 
         def write(data: bytes) -> None:
@@ -347,8 +347,7 @@ def decrypt_bytes(
         b"".join(parts), identities, limits=limits, require_authenticated=require_authenticated
     )
     if split is None:
-        outer, _inner = split_message_headers(list(top.headers))
-        transport = b"".join([f.canonical() for f in outer])
+        transport = transport_bytes(top.headers)
     return info, transport, plaintext
 
 

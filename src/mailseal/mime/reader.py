@@ -296,21 +296,11 @@ def _block_end(buf: bytes, limits: Limits) -> re.Match[bytes] | None:
     return m
 
 
-def _block_fields(
-    buf: bytes, limits: Limits
-) -> tuple[re.Match[bytes], list[tuple[bytes, bytes]]] | None:
-    """A well-formed header block at the start of ``buf``, within the limits: the blank line
-    after it, and each field's text and name. None for anything else (which the line-by-line
-    reader decides)."""
-    m = _block_end(buf, limits)
-    if m is None:
-        return None
-    end = m.start() + 1
-    found: list[tuple[bytes, bytes]] = _FIELD.findall(buf[:end])
+def _fields_of(block: bytes) -> list[tuple[bytes, bytes]] | None:
+    """Each field's text and name, when ``block`` is nothing but well-formed header fields."""
+    found: list[tuple[bytes, bytes]] = _FIELD.findall(block)
     # the fields found follow each other without a gap: together they are the whole block
-    if sum([len(text) for text, _name in found]) != end:
-        return None
-    return m, found
+    return found if sum([len(text) for text, _name in found]) == len(block) else None
 
 
 def _fast_header_block(
@@ -319,11 +309,13 @@ def _fast_header_block(
     """The common case in one pass over the buffer: a well-formed header block followed by a
     blank line. None (nothing consumed) sends anything else to the line-by-line reader."""
     buf = src.peek(8192)
-    parsed = _block_fields(buf, limits)
-    if parsed is None:
+    m = _block_end(buf, limits)
+    if m is None:
         return None
-    m, found = parsed
     block = buf[: m.start() + 1]
+    found = _fields_of(block)
+    if found is None:
+        return None
     # every line ends in CRLF and no CR stands alone: each field is already canonical
     crlf = block.count(b"\r") == block.count(b"\r\n") == block.count(b"\n")
     if b"\n " in block or b"\n\t" in block:
@@ -366,12 +358,11 @@ def split_header_block(
     if layout is not None:
         # the usual order: every transport field, then MIME-Version and the Content-* fields
         return layout.group(1), _entity_fields_of(layout.group(2)), m.end()
+    found = _fields_of(block)
+    if found is None:
+        return None
     transport = []
     entity = []
-    found = _FIELD.findall(block)
-    # the fields found follow each other without a gap: together they are the whole block
-    if sum([len(text) for text, _name in found]) != len(block):
-        return None
     for text, name in found:
         lname = name.lower()
         if lname.startswith(b"content-"):

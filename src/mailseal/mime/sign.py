@@ -17,7 +17,7 @@ from mailseal.mime import headers as H
 from mailseal.mime.canon import Canonicalizer, NeedsSafePass, _B64Encoder, b64_lines, clean_body
 from mailseal.mime.reader import HeaderField, Reader, read_header_block, split_header_block
 
-__all__ = ["SMALL_MAX", "sign_small", "sign_stream", "split_message_headers"]
+__all__ = ["SMALL_MAX", "sign_small", "sign_stream", "split_message_headers", "transport_bytes"]
 
 _SPOOL_MEMORY = 8 << 20
 #: The largest message held in memory that is signed (:func:`sign_small`) or decrypted
@@ -39,6 +39,12 @@ def split_message_headers(
         elif lname != "mime-version":
             outer.append(f)
     return outer, inner
+
+
+def transport_bytes(fields: Sequence[HeaderField]) -> bytes:
+    """A message's transport header fields (what stays outside an S/MIME layer), canonical."""
+    outer, _ = split_message_headers(list(fields))
+    return b"".join([f.canonical() for f in outer])
 
 
 def _micalg(signers: Sequence[PreparedSigner]) -> str:

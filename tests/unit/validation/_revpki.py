@@ -13,6 +13,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 import mailseal
+from mailseal.pki.issue import key_usage
 from mailseal.pki.testpki import Issued
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -35,18 +36,7 @@ def _name(cn: str, email: str | None = None) -> x509.Name:
 
 
 def _ku(**bits: bool) -> x509.KeyUsage:
-    names = (
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    )
-    return x509.KeyUsage(**{n: bits.get(n, False) for n in names})
+    return key_usage({name for name, on in bits.items() if on})
 
 
 @dataclass
