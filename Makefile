@@ -7,7 +7,9 @@ EXTRAS := dev,server,hsm,ldap,gateway,escrow
 
 .PHONY: run test lint bench format clean venv interop compile
 
-$(STAMP): pyproject.toml
+# setup.py builds the optional compiled part (src/mailseal/mime/_speedups.c) when a C
+# compiler is there; without one the pure-Python code is used.
+$(STAMP): pyproject.toml setup.py src/mailseal/mime/_speedups.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
@@ -49,4 +51,5 @@ bench: compile
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete
 	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mailseal._background import BackgroundFeed, fan_out
 from mailseal.asn1 import der
 from mailseal.asn1 import oids as O
 from mailseal.cms.algorithms import (
@@ -337,7 +338,8 @@ class OpaqueSignedWriter:
         self._signers = signers
         self._when = when
         self._hashers: dict[str, hashlib._Hash] = {s.digest: hashlib.new(s.digest) for s in signers}
-        self._updaters = [h.update for h in self._hashers.values()]
+        # a large content is hashed in a second thread while it is encoded and written
+        self._hash = BackgroundFeed(fan_out([h.update for h in self._hashers.values()]))
         self._buffer: list[bytes] | None = []
         self._buffered = 0
         self._der_limit = der_limit
@@ -345,8 +347,7 @@ class OpaqueSignedWriter:
     def write(self, data: bytes) -> None:
         if not data:
             return
-        for u in self._updaters:
-            u(data)
+        self._hash(data)
         if self._buffer is not None:
             self._buffer.append(data)
             self._buffered += len(data)
@@ -375,7 +376,12 @@ class OpaqueSignedWriter:
             + b"\xa0\x80\x24\x80"
         )
 
+    def abort(self) -> None:
+        """Give up on this content (stops the hashing thread, if one was started)."""
+        self._hash.abort()
+
     def close(self) -> None:
+        self._hash.close()
         digests = {name: h.digest() for name, h in self._hashers.items()}
         if self._buffer is not None:
             content = b"".join(self._buffer)

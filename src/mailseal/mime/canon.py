@@ -13,10 +13,12 @@ from __future__ import annotations
 import binascii
 import codecs
 import functools
+import importlib
 import re
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import IO
 
 from mailseal.errors import LimitExceeded, MalformedMessage
@@ -24,7 +26,17 @@ from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
 from mailseal.mime.reader import CHUNK, HeaderField, PartReader, Reader, read_header_block
 
-__all__ = ["Canonicalizer", "NeedsSafePass", "crlf_chunks", "reader_over"]
+__all__ = [
+    "Canonicalizer",
+    "NeedsSafePass",
+    "b64_lines",
+    "clean_body",
+    "crlf_chunks",
+    "has_bare_lf",
+    "reader_over",
+    "scan_piece",
+    "to_crlf",
+]
 
 Emit = Callable[[bytes], object]
 _SPOOL_MEMORY = 4 << 20
@@ -55,8 +67,8 @@ def crlf_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
         carry = b""
         if data.endswith(b"\r"):
             carry, data = b"\r", data[:-1]
-        if _BARE_LF.search(data):
-            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if has_bare_lf(data):
+            data = to_crlf(data)
         if data:
             yield data
     if carry:
@@ -194,20 +206,42 @@ def _bare_lf_or_from(data: bytes) -> bool:
     return True
 
 
+def to_crlf(data: bytes) -> bytes:
+    """LF and CRLF line ends as CRLF; a CR on its own stays as it is."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def _py_has_bare_lf(data: bytes) -> bool:
+    """Does a line feed in ``data`` have no carriage return before it?"""
+    return _BARE_LF.search(data) is not None
+
+
+def _py_scan_piece(data: bytes, open_line: int) -> tuple[bool, int]:
+    """The optimistic signing pass's check of one piece of a body, ``open_line`` being the
+    length of the line it continues. Returns (whether an LF has no CR before it, the length of
+    the line left open at its end), or (False, -1) when the body needs the careful pass: a
+    byte outside ASCII, a NUL, a line inside the piece starting "From ", or a line longer than
+    998 octets once its line end is CRLF (a line still open counts without its line end)."""
+    if not data.isascii() or b"\x00" in data:
+        return False, -1
+    try:
+        bare = _bare_lf_or_from(data)
+        return bare, _check_lines(to_crlf(data) if bare else data, open_line)
+    except NeedsSafePass:
+        return False, -1
+
+
 def clean_body(body: bytes) -> bytes | None:
     """A whole body as the optimistic pass writes it when it lets the body through (7-bit, no
     NUL, no line starting "From ", no line over 998 octets): LF and CRLF line ends become
     CRLF, anything else stays as it is. None when the body needs the careful pass. For
     bodies held in memory (the streaming pass does the same chunk by chunk)."""
-    if not body.isascii() or b"\x00" in body or body.startswith(b"From "):
+    if body.startswith(b"From "):
         return None
-    try:
-        if _bare_lf_or_from(body):
-            body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        _check_lines(body, 0)
-    except NeedsSafePass:
+    bare, open_line = scan_piece(body, 0)
+    if open_line < 0:
         return None
-    return body
+    return to_crlf(body) if bare else body
 
 
 class _B64Encoder:
@@ -237,7 +271,7 @@ class _B64Encoder:
             self.carry = b""
 
 
-def b64_lines(data: bytes | memoryview) -> bytes:
+def _py_b64_lines(data: bytes | memoryview) -> bytes:
     """Base64 in 76-character lines, each ending in CRLF (RFC 2045 §6.8)."""
     enc = binascii.b2a_base64(data, newline=False)
     n = len(enc)
@@ -255,6 +289,22 @@ def b64_lines(data: bytes | memoryview) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _line_splitter(count: int) -> struct.Struct:
     return struct.Struct("76s" * count)
+
+
+def _compiled() -> ModuleType | None:
+    # imported by name: the module exists only where the build had a C compiler
+    try:
+        return importlib.import_module("mailseal.mime._speedups")
+    except ImportError:  # pragma: no cover - built without a C compiler
+        return None
+
+
+# The same three functions compiled (mailseal/mime/_speedups.c) where the build had a C
+# compiler: the byte loops of large messages run several times quicker, and without the GIL.
+_c = _compiled()
+b64_lines: Callable[[bytes | memoryview], bytes] = _c.b64_lines if _c else _py_b64_lines
+has_bare_lf: Callable[[bytes], bool] = _c.has_bare_lf if _c else _py_has_bare_lf
+scan_piece: Callable[[bytes, int], tuple[bool, int]] = _c.scan_piece if _c else _py_scan_piece
 
 
 class _QPEncoder:
@@ -507,22 +557,24 @@ class Canonicalizer:
         """Pass a body through with CRLF line ends, or raise NeedsSafePass."""
         emit = self.emit
         carry = b""
-        cur = 0  # length of the line still open at the end of the previous chunk
+        open_line = 0  # length of the line still open at the end of the previous chunk
         tail = b"\n"
         while True:
             chunk = r.read()
             if not chunk:
                 break
-            if not chunk.isascii() or b"\x00" in chunk or b"\nFrom " in tail + chunk[:5]:
+            # a "From " line across the chunk border (scan_piece finds those inside it)
+            if b"\nFrom " in tail + chunk[:5]:
                 raise NeedsSafePass
             data = carry + chunk if carry else chunk
             carry = b""
             if data.endswith(b"\r"):
                 carry, data = b"\r", data[:-1]
-            # "From " lines inside the chunk are found with the bare line feeds
-            if _bare_lf_or_from(data):
-                data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-            cur = _check_lines(data, cur)
+            bare, open_line = scan_piece(data, open_line)
+            if open_line < 0:
+                raise NeedsSafePass
+            if bare:
+                data = to_crlf(data)
             tail = chunk[-5:] if len(chunk) >= 5 else (tail + chunk)[-5:]
             emit(data)
         if carry:

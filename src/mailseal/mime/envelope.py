@@ -110,18 +110,21 @@ def encrypt_stream(
         and ct.maintype not in ("multipart", "message")
         and H.transfer_encoding(inner) != "binary"
     )
-    if raw or light:
-        # Inside encryption no relay can touch the content (RFC 8551 §3.1.2 asks for no
-        # transfer encoding), so a single part only needs CRLF line ends; already-canonical
-        # content (a signed message) is taken as it is.
-        emit = body.emitter()
-        emit(b"".join(f.canonical() for f in inner) + b"\r\n")
-        chunks = _reader_chunks(r)
-        for chunk in chunks if raw else crlf_chunks(chunks):
-            emit(chunk)
-    else:
-        _canonicalize(source, (r, inner, start), body.emitter, body.rewind, limits)
-    body.close()
+    try:
+        if raw or light:
+            # Inside encryption no relay can touch the content (RFC 8551 §3.1.2 asks for no
+            # transfer encoding), so a single part only needs CRLF line ends; already-canonical
+            # content (a signed message) is taken as it is.
+            emit = body.emitter()
+            emit(b"".join(f.canonical() for f in inner) + b"\r\n")
+            chunks = _reader_chunks(r)
+            for chunk in chunks if raw else crlf_chunks(chunks):
+                emit(chunk)
+        else:
+            _canonicalize(source, (r, inner, start), body.emitter, body.rewind, limits)
+        body.close()
+    finally:
+        body.abort()
 
 
 def compress_stream(source: BinaryIO, sink: BinaryIO, *, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -129,8 +132,11 @@ def compress_stream(source: BinaryIO, sink: BinaryIO, *, limits: Limits = DEFAUL
     r, outer, inner, start = _start(source, limits)
     sink.write(_pkcs7_headers(outer, "compressed-data", "smime.p7z", "S/MIME Compressed Message"))
     body = Base64Body(sink, CompressWriter)
-    _canonicalize(source, (r, inner, start), body.emitter, body.rewind, limits)
-    body.close()
+    try:
+        _canonicalize(source, (r, inner, start), body.emitter, body.rewind, limits)
+        body.close()
+    finally:
+        body.abort()
 
 
 @quick_init

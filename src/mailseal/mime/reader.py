@@ -104,6 +104,20 @@ class Reader:
                 return out
 
 
+def _undecided_from(buf: bytes, delim: bytes) -> int:
+    """Where the bytes start that may still turn out to begin a delimiter line (``buf`` holds
+    no whole one): the line end before a last line that is a beginning of ``delim``, or a CR
+    at the very end, else the end. The CR of a CRLF line end before a delimiter belongs to the
+    delimiter, so it is kept back with it."""
+    n = len(buf)
+    lf = buf.rfind(b"\n", max(0, n - len(delim) - 1))
+    # only the last LF can matter: a delimiter line has no LF of its own
+    if lf < 0 or not delim.startswith(buf[lf + 1 :]):
+        # a CR at the very end may be followed by the LF of a delimiter's line end
+        return n - 1 if buf.endswith(b"\r") else n
+    return lf - 1 if lf > 0 and buf[lf - 1] == 0x0D else lf
+
+
 class PartReader:
     """Reads one MIME part's bytes up to the next delimiter line of ``boundary``.
 
@@ -210,14 +224,15 @@ class PartReader:
                 self.done = True
                 return
             if not first:
-                cut = len(buf) - (dl + 1)
+                cut = _undecided_from(buf, delim)
                 if cut > 0:
-                    yield buf[:cut]
-                    buf = buf[cut:]
+                    # usually the whole buffer: handed on without a copy
+                    yield buf if cut == len(buf) else buf[:cut]
+                    buf = buf[cut:] if cut < len(buf) else b""
                     search = 0
             more = src.read()
             if more:
-                buf += more
+                buf = buf + more if buf else more
             else:
                 eof = True
 

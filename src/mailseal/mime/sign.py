@@ -8,9 +8,15 @@ import os
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol
 
+from mailseal._background import BackgroundFeed, fan_out
 from mailseal._memo import per_object
 from mailseal.cms.algorithms import DIGESTS
-from mailseal.cms.signed import DER_LIMIT, OpaqueSignedWriter, PreparedSigner, encode_signed_data
+from mailseal.cms.signed import (
+    DER_LIMIT,
+    OpaqueSignedWriter,
+    PreparedSigner,
+    encode_signed_data,
+)
 from mailseal.errors import InputError
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
@@ -81,25 +87,43 @@ class Base64Body:
         self._sink = sink
         self._make = make_writer
         self._mark = sink.tell() if _seekable(sink) else None
-        self._current: tuple[_CMSWriter, _B64Encoder] | None = None
+        self._current: tuple[_CMSWriter, BackgroundFeed, _B64Encoder] | None = None
         self.rewind: Callable[[], None] | None = self._rewind if self._mark is not None else None
 
     def emitter(self) -> Callable[[bytes], None]:
+        self.abort()
         encoder = _B64Encoder(self._sink.write)
-        writer = self._make(encoder.write)
-        self._current = (writer, encoder)
+        # a large body is base64-encoded and written in a second thread while the CMS
+        # writer prepares what follows
+        feed = BackgroundFeed(encoder.write)
+        writer = self._make(feed)
+        self._current = (writer, feed, encoder)
         return writer.write
 
     def _rewind(self) -> None:
         assert self._mark is not None
+        self.abort()  # nothing may be written after the truncation
         self._sink.seek(self._mark)
         self._sink.truncate()
 
     def close(self) -> None:
         assert self._current is not None
-        writer, encoder = self._current
+        writer, feed, encoder = self._current
         writer.close()
+        feed.close()
         encoder.close()
+        self._current = None
+
+    def abort(self) -> None:
+        """Drop the current writer (a writer with an ``abort`` method is told so) and wait
+        until its output thread, if any, has stopped."""
+        if self._current is not None:
+            writer, feed, _ = self._current
+            self._current = None
+            abort = getattr(writer, "abort", None)
+            if abort is not None:
+                abort()
+            feed.abort(wait=True)
 
 
 def _canonicalize(
@@ -245,31 +269,33 @@ def sign_stream(
         boundary = _new_boundary()
         out(_detached_head(head, signers, boundary))
         mark = sink.tell() if _seekable(sink) else None
+        # a large entity is hashed in a second thread while it is checked and written
+        feeds: list[BackgroundFeed] = []
 
         def emitter() -> Callable[[bytes], None]:
-            updaters = new_hashers()
-            if len(updaters) == 1:
-                upd = updaters[0]
+            for old in feeds:
+                old.abort()
+            feed = BackgroundFeed(fan_out(new_hashers()))
+            feeds[:] = [feed]
+            write = sink.write
 
-                def emit(data: bytes) -> None:
-                    upd(data)
-                    sink.write(data)
+            def emit(data: bytes) -> None:
+                feed(data)
+                write(data)
 
-                return emit
-
-            def emit_all(data: bytes) -> None:
-                for u in updaters:
-                    u(data)
-                sink.write(data)
-
-            return emit_all
+            return emit
 
         def rewind() -> None:
             assert mark is not None
             sink.seek(mark)
             sink.truncate()
 
-        _canonicalize(src, first, emitter, rewind if mark is not None else None, limits)
+        try:
+            _canonicalize(src, first, emitter, rewind if mark is not None else None, limits)
+            feeds[-1].close()
+        finally:
+            for feed in feeds:
+                feed.abort()
         digests = {name: h.digest() for name, h in hashers.items()}
         cms, _ = encode_signed_data(signers, digests, when=when)
         out(_detached_tail(boundary, cms, signers))
@@ -277,8 +303,11 @@ def sign_stream(
 
     out(head + _OPAQUE_HEAD)
     body = Base64Body(sink, lambda write: OpaqueSignedWriter(write, signers, when=when))
-    _canonicalize(src, first, body.emitter, body.rewind, limits)
-    body.close()
+    try:
+        _canonicalize(src, first, body.emitter, body.rewind, limits)
+        body.close()
+    finally:
+        body.abort()
 
 
 def _entity_head(inner: Sequence[HeaderField]) -> bytes | None:
