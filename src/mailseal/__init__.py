@@ -16,24 +16,23 @@ The everyday names::
 
 from __future__ import annotations
 
-from mailseal._engine import sign, sign_stream, verify, verify_stream
+from mailseal._encrypt import Recipient, encrypt, encrypt_stream
 from mailseal._open import (
-    Recipient,
     decrypt,
     decrypt_stream,
-    encrypt,
-    encrypt_stream,
     open_message,
     open_stream,
     recipient_from_signed,
     seal,
     seal_stream,
 )
+from mailseal._sign import sign, sign_stream
+from mailseal._verify import verify, verify_stream
 from mailseal.errors import MailsealError
 from mailseal.keys.identity import Identity, load_certificates, load_identity, load_pkcs12
+from mailseal.validation.encryption import EncryptionReport
 from mailseal.validation.trust import Trust
 from mailseal.validation.verdict import (
-    EncryptionReport,
     Layer,
     OpenResult,
     Problem,

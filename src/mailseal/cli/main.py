@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from mailseal import __version__, _open
-from mailseal._engine import sign_stream, verify_stream
+from mailseal._sign import sign_stream
+from mailseal._verify import verify_stream
 from mailseal.cli import ca_cmds as _ca_cmds
 from mailseal.cli.io import (
     input_stream,

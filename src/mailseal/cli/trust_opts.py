@@ -25,8 +25,9 @@ from cryptography import x509
 from mailseal.cli.io import input_stream, load_cert_paths, read_file
 from mailseal.errors import InputError, UsageError
 from mailseal.keys.identity import load_certificates
+from mailseal.validation.certinfo import name_of
 from mailseal.validation.trust import REVOCATION_MODES, Trust
-from mailseal.validation.verdict import CertificateVerdict, name_of
+from mailseal.validation.verdict import CertificateVerdict
 
 __all__ = ["TrustSpec", "check_recipients", "trust_options", "validate"]
 
@@ -306,7 +307,7 @@ def check_recipients(
     in hard mode). Without anchors, only the checks of the encryption itself apply."""
     if not spec.has_anchors or not certificates:
         return
-    from mailseal._open import validate_recipients
+    from mailseal._encrypt import validate_recipients
 
     for verdict in validate_recipients(spec.build(), certificates):
         who = (verdict.addresses or (name_of(verdict.certificate),))[0]
