@@ -1,6 +1,6 @@
 """What a fresh interpreter imports: ``import mailseal`` loads each public name on first use,
 and a program that only signs or only encrypts never loads path validation, verification,
-PKCS#12 or the email package.
+PKCS#12 or the email package; the command line loads the library only for the command it runs.
 
 Each test runs a new interpreter and looks at ``sys.modules``; nothing here measures time.
 """
@@ -39,26 +39,28 @@ NOT_FOR_SIGNING_OR_ENCRYPTING = (
     "mailseal.validation.trust",
     "mailseal.validation.verdict",
 )
-NOT_FOR_SIGNING = (
+NOT_FOR_SIGNING_ON_THE_COMMAND_LINE = (
     *NOT_FOR_SIGNING_OR_ENCRYPTING,
     "mailseal._encrypt",
     "mailseal.cms.enveloped",
     "mailseal.mime.envelope",
-    "mailseal.validation",
 )
+#: the library's signing path needs nothing of validation (the command line offers its
+#: --revocation choices from validation.revocation)
+NOT_FOR_SIGNING = (*NOT_FOR_SIGNING_ON_THE_COMMAND_LINE, "mailseal.validation")
 NOT_FOR_ENCRYPTING = (*NOT_FOR_SIGNING_OR_ENCRYPTING, "mailseal._sign")
 
 
 def _run(code: str) -> dict[str, object]:
     """Run ``code`` in a fresh interpreter that imports mailseal from the sources under test;
-    the code prints one JSON object."""
+    the code prints one JSON object, last."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return result
 
 
@@ -155,3 +157,37 @@ def test_encrypting_imports_only_what_it_needs(files: Path, alice: Person, ciphe
     assert _loaded(found["modules"], NOT_FOR_ENCRYPTING) == []
     opened = mailseal.decrypt(out.read_bytes(), [alice.ident])
     assert opened.content is not None and opened.content.endswith(b"hello\r\n")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sign", "--help"], ["verify", "--help"]])
+def test_command_line_help_loads_no_cryptography(args: list[str]) -> None:
+    found = _run(
+        "import json, sys\n"
+        "from mailseal.cli.main import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(json.dumps({'modules': sorted(sys.modules)}))\n"
+    )
+    assert _loaded(found["modules"], ("cryptography", "mailseal.cms", "mailseal.keys")) == []
+
+
+def test_command_line_signing_imports_only_what_it_needs(
+    files: Path, trust: mailseal.Trust
+) -> None:
+    out = files / "signed-cli.eml"
+    args = ["sign", "--cert", str(files / "alice.crt"), "--key", str(files / "alice.key")]
+    args += ["--chain", str(files / "chain.pem"), "-i", str(files / "message.eml")]
+    args += ["-o", str(out)]
+    found = _run(
+        "import json, sys\n"
+        "from mailseal.cli.main import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(json.dumps({'modules': sorted(sys.modules)}))\n"
+    )
+    assert _loaded(found["modules"], NOT_FOR_SIGNING_ON_THE_COMMAND_LINE) == []
+    assert mailseal.verify(out.read_bytes(), trust=trust).valid

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +26,7 @@ from mailseal.validation.algorithms import key_weakness
 from mailseal.validation.cache import CertificateCache
 from mailseal.validation.certinfo import certificate_addresses, match_address, purpose_problems
 from mailseal.validation.fetch import Fetcher
+from mailseal.validation.revocation import REVOCATION_MODES, RevocationMode
 from mailseal.validation.verdict import (
     CertificateVerdict,
     Problem,
@@ -42,9 +43,6 @@ __all__ = [
     "certificate_addresses",
     "match_address",
 ]
-
-RevocationMode = Literal["soft", "hard", "off"]
-REVOCATION_MODES: Final[tuple[str, ...]] = ("soft", "hard", "off")
 
 _T = TypeVar("_T")
 _CACHE_SECONDS = 60.0
