@@ -358,11 +358,11 @@ def run_large(
     size: int,
     keys: Keys,
     workdir: Path,
-    base_rss_kib: int,
-    base_wall: float,
+    baseline: Callable[[str], tuple[int, float]],
     *,
     repeat: int = 1,
 ) -> list[Figure]:
+    """``baseline(op)``: the (peak RSS KiB, wall s) the RSS figures of ``op`` are over."""
     src = workdir / f"{name}-text.eml"
     actual = write_large_text(src, size)
     label = f"{_size_label(size)} text"
@@ -370,7 +370,7 @@ def run_large(
     try:
         for cipher in LARGE_CIPHERS:
             figures += _one_cipher(
-                name, label, src, actual, cipher, keys, workdir, base_rss_kib, base_wall, repeat
+                name, label, src, actual, cipher, keys, workdir, baseline, repeat
             )
     finally:
         src.unlink(missing_ok=True)
@@ -385,8 +385,7 @@ def _one_cipher(
     cipher: str,
     keys: Keys,
     workdir: Path,
-    base_rss_kib: int,
-    base_wall: float,
+    baseline: Callable[[str], tuple[int, float]],
     repeat: int,
 ) -> list[Figure]:
     cert, key = str(keys.bob_cert_pem), str(keys.bob_key_pem)
@@ -470,8 +469,11 @@ def _one_cipher(
             )
     mib = actual / MIB
     kt = str(me_info.get("key_transport"))
+    e_base, d_base = baseline("encrypt"), baseline("decrypt")
 
-    def detail(m: ProcResult, o: ProcResult, info: dict[str, object]) -> dict[str, object]:
+    def detail(
+        m: ProcResult, o: ProcResult, info: dict[str, object], base: tuple[int, float]
+    ) -> dict[str, object]:
         op = float(info["op_seconds"])  # type: ignore[arg-type]
         return {
             "input_bytes": actual,
@@ -484,8 +486,8 @@ def _one_cipher(
             "mailseal_maxrss_kib": m.maxrss_kib,
             "mailseal_rss_before_op_kib": info.get("rss_before_op_kib"),
             "mailseal_bytes_out": info.get("bytes_out"),
-            "baseline_maxrss_kib": base_rss_kib,
-            "baseline_wall_s": base_wall,
+            "baseline_maxrss_kib": base[0],
+            "baseline_wall_s": base[1],
             "openssl_wall_s": o.wall,
             "openssl_maxrss_kib": o.maxrss_kib,
             "repeat": repeat,
@@ -509,17 +511,17 @@ def _one_cipher(
             oe.wall,
             wall_target,
             note=f"{op_note(me_info)}; {kt}",
-            detail=detail(me, oe, me_info),
+            detail=detail(me, oe, me_info, e_base),
         ),
         Figure(
             name,
             f"encrypt {label} {cipher}: peak RSS over baseline",
-            (me.maxrss_kib - base_rss_kib) / 1024,
+            (me.maxrss_kib - e_base[0]) / 1024,
             "MiB",
             "openssl cms -encrypt peak RSS",
             oe.maxrss_kib / 1024,
             rss_target,
-            detail=detail(me, oe, me_info),
+            detail=detail(me, oe, me_info, e_base),
         ),
     ]
     for m, o, info, whose in ((md, od, md_info, "mailseal's"), (mdo, odo, mdo_info, "OpenSSL's")):
@@ -533,17 +535,17 @@ def _one_cipher(
                 o.wall,
                 wall_target,
                 note=op_note(info),
-                detail=detail(m, o, info),
+                detail=detail(m, o, info, d_base),
             ),
             Figure(
                 name,
                 f"decrypt {label} {cipher}, {whose} output: peak RSS over baseline",
-                (m.maxrss_kib - base_rss_kib) / 1024,
+                (m.maxrss_kib - d_base[0]) / 1024,
                 "MiB",
                 "openssl cms -decrypt peak RSS",
                 o.maxrss_kib / 1024,
                 rss_target,
-                detail=detail(m, o, info),
+                detail=detail(m, o, info, d_base),
             ),
         ]
     if c_enc and c_dec:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cryptography import x509
 
 from mailseal.cli.io import read_file
 from mailseal.config import Settings, resolve_home
@@ -272,6 +271,7 @@ def init(**kw: Any) -> None:
 def _write_issued(
     issued: list[Any], chain: list[Any], out_dir: Path, password: str | None, *, quiet: bool
 ) -> None:
+    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     from mailseal.pki.issue import export_pkcs12, generate_password

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from mailseal._engine import sign, verify
 from mailseal._open import open_message, seal
+from mailseal._sign import sign
+from mailseal._verify import verify
 from mailseal.keys.identity import load_identity
 from mailseal.pki.testpki import TestPKI, write_identity
 from mailseal.validation.verdict import Status, VerifyResult

@@ -15,16 +15,18 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography import x509
 
 from mailseal.cli.ca_cmds import _open, _prompt, home_option, secret_options
 from mailseal.cli.ca_cmds import actor as _actor
 from mailseal.cli.io import read_file, read_password, write_new_file
 from mailseal.config import Settings, resolve_home
 from mailseal.errors import EscrowError, PasswordError, UsageError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["audit", "escrow"]
 

@@ -14,8 +14,7 @@ from mailseal.cms.inspect import ParsedSignerInfo
 from mailseal.errors import NotSMIME
 from mailseal.mime import headers as H
 from mailseal.mime.verify import read_signed
-from mailseal.validation.trust import certificate_addresses
-from mailseal.validation.verdict import issuer_of, name_of
+from mailseal.validation.certinfo import certificate_addresses, issuer_of, name_of
 
 _SIG = {"rsa-pkcs1": "RSASSA-PKCS1-v1_5", "rsa-pss": "RSASSA-PSS", "ecdsa": "ECDSA"}
 

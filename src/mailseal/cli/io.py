@@ -9,13 +9,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import click
-from cryptography import x509
 
 from mailseal.errors import IdentityError, PasswordError, UsageError
-from mailseal.keys.identity import load_certificates
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "input_stream",
@@ -113,6 +114,8 @@ def read_password(env: str | None, file: str | None, *, what: str, needed: bool)
 
 def load_cert_paths(paths: tuple[str, ...], what: str) -> list[x509.Certificate]:
     """Certificates from PEM/DER files or directories of them."""
+    from mailseal.keys.identity import load_certificates
+
     out: list[x509.Certificate] = []
     for p in paths:
         path = Path(p)

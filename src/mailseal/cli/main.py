@@ -11,12 +11,11 @@ import shutil
 import sys
 import tempfile
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from mailseal import __version__, _open
-from mailseal._engine import sign_stream, verify_stream
+from mailseal import __version__
 from mailseal.cli import ca_cmds as _ca_cmds
 from mailseal.cli.io import (
     input_stream,
@@ -27,11 +26,14 @@ from mailseal.cli.io import (
 )
 from mailseal.cli.trust_opts import TrustSpec, check_recipients, trust_options
 from mailseal.cli.trust_opts import validate as validate_cmd
-from mailseal.cms.signed import PreparedSigner, SignerOptions
 from mailseal.errors import MailsealError, PasswordError, UsageError
-from mailseal.keys.identity import Identity, load_identity, load_pkcs12, load_pkcs12_identities
-from mailseal.mime.sign import transport_bytes
-from mailseal.validation.verdict import EncryptionReport, OpenResult, Status, VerifyResult
+
+# Each command imports the part of mailseal it runs when it runs, so that --help, or one
+# command, does not load what the others need.
+if TYPE_CHECKING:
+    from mailseal.keys.identity import Identity
+    from mailseal.validation.encryption import EncryptionReport
+    from mailseal.validation.verdict import OpenResult, VerifyResult
 
 __all__ = ["cli", "main"]
 
@@ -90,10 +92,14 @@ def _signer_options(f: Any) -> Any:
 
 
 def _first_key(data: bytes, password: bytes | None) -> list[Identity]:
+    from mailseal.keys.identity import load_pkcs12
+
     return [load_pkcs12(data, password=password)]
 
 
 def _every_key(data: bytes, password: bytes | None) -> list[Identity]:
+    from mailseal.keys.identity import load_pkcs12_identities
+
     return load_pkcs12_identities(data, password=password)
 
 
@@ -109,6 +115,8 @@ def _load_identities(
 ) -> list[Identity]:
     """The identities given. With ``every_key`` (decryption), a PKCS#12 file gives one identity
     per key it holds, such as a key-escrow recovery file with every historical key."""
+    from mailseal.keys.identity import Identity, load_identity
+
     if not certs and not p12s:
         raise UsageError("give an identity: --cert C.pem --key K.pem, or --p12 F.p12")
     if len(certs) != len(keys):
@@ -176,6 +184,9 @@ def sign(
 
     Repeat --cert/--key (or --p12) to sign with several signers.
     """
+    from mailseal._sign import sign_stream
+    from mailseal.cms.signed import PreparedSigner, SignerOptions
+
     identities = _load_identities(certs, keys, p12s, chain, password_env, password_file)
     if enc_certs:
         if len(enc_certs) > len(identities):
@@ -220,6 +231,8 @@ def verify(
     trust_spec: TrustSpec,
 ) -> None:
     """Verify a signed message; exit 0 only when every signature is valid and trusted."""
+    from mailseal._verify import verify_stream
+
     extra = load_cert_paths(certs, "certificate file") if certs else []
     t = trust_spec.build()
     to_stderr = out_path == "-"
@@ -249,6 +262,8 @@ def inspect(in_path: str, as_json: bool) -> None:
 
 
 def _open_lines(result: OpenResult) -> list[str]:
+    from mailseal.validation.verdict import Status
+
     lines = []
     for n, layer in enumerate(result.layers, 1):
         mark = "OK " if layer.status is Status.VALID else "BAD"
@@ -314,8 +329,11 @@ def _recipients(to: tuple[str, ...], to_signed: tuple[str, ...]) -> list[Any]:
     if not to and not to_signed:
         raise UsageError("give at least one recipient: --to CERT.pem or --to-signed SIGNED.eml")
     out: list[Any] = list(load_cert_paths(to, "recipient certificate")) if to else []
-    for path in to_signed:
-        out.append(_open.recipient_from_signed(read_file(path, "signed message")))
+    if to_signed:
+        from mailseal._open import recipient_from_signed  # reads signatures: only when asked
+
+        for path in to_signed:
+            out.append(recipient_from_signed(read_file(path, "signed message")))
     return out
 
 
@@ -355,6 +373,8 @@ def encrypt(
     With trust anchors (--trust, --system-trust), every recipient certificate is validated
     for encryption first, with revocation as --revocation says.
     """
+    from mailseal._encrypt import encrypt_stream
+
     recipients = _recipients(to, to_signed)
     sender = None
     if self_cert and not no_self:
@@ -365,7 +385,7 @@ def encrypt(
         quiet=quiet,
     )
     with input_stream(in_path) as src, output_stream(out_path) as dst:
-        report = _open.encrypt_stream(
+        report = encrypt_stream(
             src,
             dst,
             recipients,
@@ -410,11 +430,13 @@ def decrypt(
     quiet: bool,
 ) -> None:
     """Decrypt a message; several identities may be given (old keys after a renewal too)."""
+    from mailseal._open import decrypt_stream
+
     identities = _load_identities(
         certs, keys, p12s, (), password_env, password_file, every_key=True
     )
     with input_stream(in_path) as src, output_stream(out_path) as dst:
-        result = _open.decrypt_stream(
+        result = decrypt_stream(
             src, dst, identities, require_authenticated=require_authenticated, with_headers=True
         )
     if not quiet:
@@ -457,6 +479,9 @@ def seal(
 
     With trust anchors, every recipient certificate is validated for encryption first.
     """
+    from mailseal._open import seal_stream
+    from mailseal.cms.signed import PreparedSigner, SignerOptions
+
     recipients = _recipients(to, to_signed)
     check_recipients(trust_spec, [getattr(r, "certificate", r) for r in recipients], quiet=quiet)
     identities = _load_identities(certs, keys, p12s, chain, password_env, password_file)
@@ -466,7 +491,7 @@ def seal(
     opts = SignerOptions(digest=digest, pss=pss)  # type: ignore[arg-type]
     prepared = [PreparedSigner(i, opts) for i in identities]
     with input_stream(in_path) as src, output_stream(out_path) as dst:
-        report = _open.seal_stream(
+        report = seal_stream(
             src,
             dst,
             prepared,
@@ -505,6 +530,8 @@ def open_cmd(
     trust_spec: TrustSpec,
 ) -> None:
     """Peel every layer (encrypted, signed, compressed) and judge each one."""
+    from mailseal._open import open_stream
+
     identities = (
         _load_identities(certs, keys, p12s, (), password_env, password_file, every_key=True)
         if certs or p12s
@@ -514,7 +541,7 @@ def open_cmd(
     t = trust_spec.build()
     to_stderr = out_path == "-"
     with input_stream(in_path) as src, tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
-        result = _open.open_stream(
+        result = open_stream(
             src,
             spool,  # type: ignore[arg-type]
             identities,
@@ -542,6 +569,7 @@ def open_cmd(
 def compress(in_path: str, out_path: str, decompress: bool) -> None:
     """Compress a message (RFC 3274 compressed-data), or decompress one with -d."""
     from mailseal.mime import envelope as E
+    from mailseal.mime.sign import transport_bytes
 
     with input_stream(in_path) as src, output_stream(out_path) as dst:
         if not decompress:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mailseal.cli.io import read_file, read_password, write_new_file
 from mailseal.errors import UsageError
-from mailseal.keys.pkcs12 import Pkcs12Contents
+
+if TYPE_CHECKING:
+    from mailseal.keys.pkcs12 import Pkcs12Contents
 
 __all__ = ["pkcs12_group"]
 
@@ -124,6 +124,9 @@ def pkcs12_split(
 ) -> None:
     """One PKCS#12 file per key, each with its certificate and the CA certificates, under the
     same password."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     password, contents = _read(path, password_env, password_file)
     entries = contents.entries
     if not entries:

@@ -11,22 +11,24 @@ import datetime as _dt
 import functools
 import json
 import os
-import ssl
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography import x509
 
 from mailseal.cli.io import input_stream, load_cert_paths, read_file
 from mailseal.errors import InputError, UsageError
-from mailseal.keys.identity import load_certificates
-from mailseal.validation.trust import REVOCATION_MODES, Trust
-from mailseal.validation.verdict import CertificateVerdict, name_of
+from mailseal.validation.revocation import REVOCATION_MODES
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from mailseal.validation.trust import Trust
+    from mailseal.validation.verdict import CertificateVerdict
 
 __all__ = ["TrustSpec", "check_recipients", "trust_options", "validate"]
 
@@ -56,6 +58,8 @@ def parse_time(text: str) -> _dt.datetime:
 
 def system_anchors() -> list[x509.Certificate]:
     """The operating system's CA bundle (TLS roots: see docs/trust.md for the caveat)."""
+    import ssl
+
     paths = ssl.get_default_verify_paths()
     candidates = [p for p in (paths.cafile, paths.openssl_cafile) if p] + list(_SYSTEM_BUNDLES)
     for cand in candidates:
@@ -74,6 +78,8 @@ def system_anchors() -> list[x509.Certificate]:
 
 
 def _load_bundle(data: bytes) -> list[x509.Certificate]:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificates(data)
     except ValueError:
@@ -119,6 +125,8 @@ class TrustSpec:
         # cryptography warns (with source lines) about certificates it will refuse one day,
         # e.g. negative serial numbers; the verdict is what the user reads
         from cryptography.utils import CryptographyDeprecationWarning
+
+        from mailseal.validation.trust import Trust
 
         warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning)
         anchors = load_cert_paths(self.trust, "trust anchor") if self.trust else []
@@ -306,7 +314,8 @@ def check_recipients(
     in hard mode). Without anchors, only the checks of the encryption itself apply."""
     if not spec.has_anchors or not certificates:
         return
-    from mailseal._open import validate_recipients
+    from mailseal._encrypt import validate_recipients
+    from mailseal.validation.certinfo import name_of
 
     for verdict in validate_recipients(spec.build(), certificates):
         who = (verdict.addresses or (name_of(verdict.certificate),))[0]
@@ -338,6 +347,8 @@ def validate(
 
     Exit 0 when it is valid for the purpose, 1 when it is not, 2 when it cannot be read.
     """
+    from mailseal.keys.identity import load_certificates
+
     with input_stream(cert_path) as src:
         data = src.read()
     certs = load_certificates(data, what=f"certificate {cert_path}")

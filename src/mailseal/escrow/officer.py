@@ -47,7 +47,7 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from mailseal._open import check_recipient
+from mailseal._encrypt import check_recipient
 from mailseal.cms.content import CIPHERS
 from mailseal.cms.enveloped import EnvelopeRecipient, EnvelopeWriter, open_envelope
 from mailseal.errors import (

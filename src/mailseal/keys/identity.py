@@ -9,11 +9,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mailseal.errors import IdentityError, PasswordError
 from mailseal.keys.base import PrivateKey
-from mailseal.keys.pkcs12 import read_pkcs12
 from mailseal.keys.software import SoftwareKey, load_private_key
 
 __all__ = [
@@ -92,6 +90,8 @@ def load_identity(
 
 def load_pkcs12(data: bytes, *, password: bytes | None = None) -> Identity:
     """An identity from a PKCS#12 (.p12/.pfx) file."""
+    from cryptography.hazmat.primitives.serialization import pkcs12  # only for PKCS#12
+
     try:
         p12 = pkcs12.load_pkcs12(data, password)
     except ValueError as exc:
@@ -124,6 +124,8 @@ def load_pkcs12_identities(data: bytes, *, password: bytes | None = None) -> lis
     :class:`~mailseal.errors.IdentityError` for anything else that makes the file unusable,
     including a file with no private key.
     """
+    from mailseal.keys.pkcs12 import read_pkcs12  # asn1crypto: only for PKCS#12
+
     contents = read_pkcs12(data, password)
     if not contents.entries:
         raise IdentityError("the PKCS#12 file holds no private key with its certificate")

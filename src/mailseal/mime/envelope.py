@@ -32,6 +32,7 @@ from mailseal.errors import InputError, NotSMIME
 from mailseal.keys.base import Decrypter
 from mailseal.limits import DEFAULT_LIMITS, Limits
 from mailseal.mime import headers as H
+from mailseal.mime.body import _b64_whole, _B64Reader, _looks_like_der_cms, _name_param
 from mailseal.mime.canon import _reader_chunks, crlf_chunks
 from mailseal.mime.reader import HeaderField, Reader, read_header_block, split_header_block
 from mailseal.mime.sign import (
@@ -42,7 +43,6 @@ from mailseal.mime.sign import (
     split_message_headers,
     transport_bytes,
 )
-from mailseal.mime.verify import _b64_whole, _B64Reader, _looks_like_der_cms, _name_param
 
 __all__ = [
     "SMimeKind",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import email.message
-import email.policy
-import email.utils
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -62,6 +59,10 @@ def content_type(fields: Sequence[HeaderField], default: str = "text/plain") -> 
     # anything unusual (RFC 2231 parameters, comments, odd quoting) goes to the email package;
     # bytes that are not ASCII cannot be part of a valid Content-Type and are replaced first
     value = value.encode("ascii", "replace").decode("ascii")
+    import email.message  # the email package only for the rare header it is needed for
+    import email.policy
+    import email.utils
+
     try:
         msg = email.message.Message(policy=email.policy.compat32)
         msg["Content-Type"] = value
@@ -142,6 +143,8 @@ def addresses(fields: Sequence[HeaderField], name: str) -> tuple[str, ...]:
     simple = [_SIMPLE_ADDRESS.fullmatch(v) for v in values]
     if all(simple):
         return tuple(m.group(1) or m.group(2) for m in simple if m)
+    import email.utils  # only for addresses the patterns above do not read
+
     try:
         found = email.utils.getaddresses(values)
     except (RecursionError, Exception):

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from mailseal.cms.inspect import check_signature, find_signer_certificate, parse_signed_data
 from mailseal.errors import MailsealError
+from mailseal.validation.certinfo import name_of
 from mailseal.validation.trust import Trust
-from mailseal.validation.verdict import Problem, Status, name_of
+from mailseal.validation.verdict import Problem, Status
 
 __all__ = ["ID_CT_TSTINFO", "TimestampCheck", "check_timestamp"]
 

@@ -8,27 +8,25 @@ while, so verifying many messages from the same senders costs one validation eac
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from mailseal._memo import per_object
 from mailseal._values import quick_init
-from mailseal.asn1 import oids as O
 from mailseal.errors import InputError, UsageError
 from mailseal.validation.algorithms import key_weakness
 from mailseal.validation.cache import CertificateCache
+from mailseal.validation.certinfo import certificate_addresses, match_address, purpose_problems
 from mailseal.validation.fetch import Fetcher
+from mailseal.validation.revocation import REVOCATION_MODES, RevocationMode
 from mailseal.validation.verdict import (
     CertificateVerdict,
     Problem,
@@ -46,60 +44,13 @@ __all__ = [
     "match_address",
 ]
 
-RevocationMode = Literal["soft", "hard", "off"]
-REVOCATION_MODES: Final[tuple[str, ...]] = ("soft", "hard", "off")
-
 _T = TypeVar("_T")
-_SMTP_UTF8 = ObjectIdentifier(O.SMTP_UTF8_MAILBOX)
 _CACHE_SECONDS = 60.0
 _CACHE_MAX = 4096
 
 
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-@per_object()
-def certificate_addresses(cert: x509.Certificate) -> tuple[str, ...]:
-    """rfc822Name and SmtpUTF8Mailbox SAN entries, then subject emailAddress values (cached
-    per certificate: the same sender's certificate arrives with every message)."""
-    out: list[str] = []
-    with contextlib.suppress(Exception):  # undecodable extensions or names: what was found
-        _collect_addresses(cert, out)
-    seen: dict[str, None] = {}
-    for a in out:
-        seen.setdefault(a, None)
-    return tuple(seen)
-
-
-def _collect_addresses(cert: x509.Certificate, out: list[str]) -> None:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        out.extend(san.get_values_for_type(x509.RFC822Name))
-        for other in san.get_values_for_type(x509.OtherName):
-            if other.type_id == _SMTP_UTF8:
-                raw = other.value
-                # UTF8String TLV: tag 0x0C, short or long length
-                if raw[:1] == b"\x0c":
-                    n = raw[1]
-                    body = raw[2:] if n < 0x80 else raw[2 + (n & 0x7F) :]
-                    out.append(body.decode("utf-8", "replace"))
-    except (x509.ExtensionNotFound, ValueError):
-        pass
-    for attr in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
-        value = attr.value if isinstance(attr.value, str) else attr.value.decode("latin-1")
-        out.append(value)
-
-
-def match_address(candidates: Iterable[str], wanted: Iterable[str]) -> bool:
-    """True when an address matches: local part exactly, domain case-insensitively."""
-
-    def norm(a: str) -> tuple[str, str]:
-        local, _, domain = a.strip().rpartition("@")
-        return local, domain.lower().rstrip(".")
-
-    have = {norm(a) for a in candidates if "@" in a}
-    return any(norm(w) in have for w in wanted if "@" in w)
 
 
 @quick_init
@@ -115,67 +66,10 @@ class TrustOutcome:
 def _purpose_problems(
     cert: x509.Certificate, purpose: str, *, allow_any_eku: bool
 ) -> list[Problem]:
-    problems: list[Problem] = []
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        ku = None
-    except Exception as exc:  # ValueError, x509.DuplicateExtension, ...
-        return [Problem(Status.WRONG_PURPOSE, f"the key usage extension is malformed ({exc})")]
-    if ku is not None:
-        if purpose in ("sign", "timestamp") and not (ku.digital_signature or ku.content_commitment):
-            problems.append(
-                Problem(
-                    Status.WRONG_PURPOSE,
-                    "the certificate's key usage allows neither digitalSignature nor "
-                    "nonRepudiation",
-                )
-            )
-        if purpose == "encrypt" and not (ku.key_encipherment or ku.key_agreement):
-            problems.append(
-                Problem(
-                    Status.WRONG_PURPOSE,
-                    "the certificate's key usage allows neither keyEncipherment nor keyAgreement",
-                )
-            )
-    try:
-        eku_ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-        eku = eku_ext.value
-    except x509.ExtensionNotFound:
-        eku = None
-    except Exception as exc:
-        return [*problems, Problem(Status.WRONG_PURPOSE, f"the EKU extension is malformed ({exc})")]
-    if purpose == "timestamp":
-        # RFC 3161 §2.3: exactly id-kp-timeStamping, in a critical extension
-        if eku is None or ExtendedKeyUsageOID.TIME_STAMPING not in list(eku):
-            problems.append(
-                Problem(
-                    Status.WRONG_PURPOSE,
-                    "the certificate's extended key usage does not include timeStamping",
-                )
-            )
-        elif list(eku) != [ExtendedKeyUsageOID.TIME_STAMPING] or not eku_ext.critical:
-            problems.append(
-                Problem(
-                    Status.WRONG_PURPOSE,
-                    "a TSA certificate's extended key usage must be timeStamping alone, "
-                    "marked critical (RFC 3161 §2.3)",
-                )
-            )
-        return problems
-    if eku is not None:
-        usages = list(eku)
-        ok = ExtendedKeyUsageOID.EMAIL_PROTECTION in usages or (
-            allow_any_eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages
-        )
-        if not ok:
-            problems.append(
-                Problem(
-                    Status.WRONG_PURPOSE,
-                    "the certificate's extended key usage does not include emailProtection",
-                )
-            )
-    return problems
+    return [
+        Problem(Status.WRONG_PURPOSE, message)
+        for message in purpose_problems(cert, purpose, allow_any_eku=allow_any_eku)
+    ]
 
 
 def weak_key_problem(cert: x509.Certificate) -> Problem | None:

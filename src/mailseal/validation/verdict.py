@@ -9,7 +9,6 @@ The ``status`` strings are stable and documented in ``docs/verdicts.md``.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -18,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from mailseal._values import quick_init
+from mailseal.validation.certinfo import _safe, issuer_of, name_of
+from mailseal.validation.encryption import EncryptionReport
 
 __all__ = [
     "CertificateVerdict",
@@ -76,22 +77,6 @@ class Problem:
 
 def _fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
-
-
-def _safe(fn: Callable[[], str]) -> str:
-    """A certificate field as text, or a placeholder when the field cannot be decoded."""
-    try:
-        return fn()
-    except Exception:  # hostile certificates carried in a message
-        return "(undecodable)"
-
-
-def name_of(cert: x509.Certificate) -> str:
-    return _safe(lambda: cert.subject.rfc4514_string())
-
-
-def issuer_of(cert: x509.Certificate) -> str:
-    return _safe(lambda: cert.issuer.rfc4514_string())
 
 
 def _cert_json(cert: x509.Certificate) -> dict[str, Any]:
@@ -334,26 +319,6 @@ class VerifyResult:
             "signers": [s.to_json() for s in self.signers],
             "certificates": [_cert_json(c) for c in self.certificates],
             "notes": list(self.notes),
-        }
-
-
-@quick_init
-@dataclass(frozen=True, slots=True)
-class EncryptionReport:
-    """What ``encrypt``/``seal`` chose: the content cipher and, per recipient, the key
-    transport or agreement used."""
-
-    cipher: str
-    smime_type: str
-    recipients: tuple[tuple[str, str], ...]  # (who, how)
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "cipher": self.cipher,
-            "smime_type": self.smime_type,
-            "recipients": [{"recipient": w, "key_management": h} for w, h in self.recipients],
-            "reason": self.reason,
         }
 
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailseal.errors import MalformedMessage
+from mailseal.mime.body import _b64_whole, _B64Reader
 from mailseal.mime.reader import Reader
-from mailseal.mime.verify import _b64_whole, _B64Reader
 
 from .._support import chunked_reader
 

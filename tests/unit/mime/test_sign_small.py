@@ -117,12 +117,12 @@ def test_two_signers_and_digests(alice: Person, person: object) -> None:
 def test_public_sign_uses_it_and_verifies(
     alice: Person, trust: mailseal.Trust, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mailseal._engine as engine
+    import mailseal._sign as sign_module
 
     def not_streamed(*_args: object, **_kw: object) -> None:
         raise AssertionError("a simple message held in memory should not be streamed")
 
-    monkeypatch.setattr(engine, "_sign_stream", not_streamed)
+    monkeypatch.setattr(sign_module, "_sign_stream", not_streamed)
     message = b"From: alice@example.org\nSubject: LF only\n\nline one\nline two\n"
     for opaque in (False, True):
         signed = mailseal.sign(message, alice.ident, opaque=opaque)

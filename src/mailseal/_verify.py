@@ -1,4 +1,5 @@
-"""The everyday operations behind ``mailseal.sign`` and ``mailseal.verify``."""
+"""The everyday operation behind ``mailseal.verify``: verify a signed message and judge each
+signer (intact, trusted, which address signed)."""
 
 from __future__ import annotations
 
@@ -16,28 +17,22 @@ from mailseal.cms.inspect import (
     check_signature,
     find_signer_certificate,
 )
-from mailseal.cms.signed import PreparedSigner, SignerOptions
-from mailseal.errors import UsageError
-from mailseal.keys.base import HashName
-from mailseal.keys.identity import Identity
 from mailseal.limits import DEFAULT_LIMITS, Limits
-from mailseal.mime.sign import sign_small as _sign_small
-from mailseal.mime.sign import sign_stream as _sign_stream
 from mailseal.mime.verify import SignedMessage, read_signed
 from mailseal.validation.algorithms import WEAK_DIGESTS
+from mailseal.validation.certinfo import certificate_addresses, match_address, name_of
 from mailseal.validation.timestamp import check_timestamp
-from mailseal.validation.trust import Trust, certificate_addresses, match_address
+from mailseal.validation.trust import Trust
 from mailseal.validation.verdict import (
     Problem,
     SignerVerdict,
     Status,
     ValidationReport,
     VerifyResult,
-    name_of,
     worst,
 )
 
-__all__ = ["sign", "sign_stream", "verify", "verify_stream"]
+__all__ = ["verify", "verify_stream"]
 
 _SIG_NAMES = {
     "rsa-pkcs1": "RSASSA-PKCS1-v1_5",
@@ -49,66 +44,6 @@ _SIG_NAMES = {
 
 #: Timestamp tokens on one SignerInfo that are checked; more make the signature unsupported.
 MAX_TIMESTAMP_TOKENS = 4
-
-
-def _prepare(
-    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
-    digest: HashName | None,
-    pss: bool,
-    ski: bool,
-) -> list[PreparedSigner]:
-    if isinstance(signers, PreparedSigner):
-        return [signers]
-    items = [signers] if isinstance(signers, Identity) else list(signers)
-    if not items:
-        raise UsageError("at least one signer is needed")
-    opts = SignerOptions(digest=digest, pss=pss, use_ski=ski)
-    return [s if isinstance(s, PreparedSigner) else PreparedSigner(s, opts) for s in items]
-
-
-def sign_stream(
-    source: BinaryIO,
-    sink: BinaryIO,
-    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
-    *,
-    opaque: bool = False,
-    digest: HashName | None = None,
-    pss: bool = False,
-    ski: bool = False,
-    when: _dt.datetime | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-) -> None:
-    """Sign the message read from ``source`` and write the S/MIME message to ``sink``.
-
-    ``signers`` are :class:`~mailseal.keys.identity.Identity` objects (or signers prepared
-    once with :class:`~mailseal.cms.signed.PreparedSigner` for speed). The default output is a
-    detached ``multipart/signed`` message; ``opaque=True`` gives
-    ``application/pkcs7-mime; smime-type=signed-data``.
-    """
-    _sign_stream(
-        source, sink, _prepare(signers, digest, pss, ski), opaque=opaque, when=when, limits=limits
-    )
-
-
-def sign(
-    message: bytes,
-    signers: Identity | PreparedSigner | Sequence[Identity | PreparedSigner],
-    *,
-    opaque: bool = False,
-    digest: HashName | None = None,
-    pss: bool = False,
-    ski: bool = False,
-    when: _dt.datetime | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-) -> bytes:
-    """Sign a message (bytes in, bytes out). See :func:`sign_stream`."""
-    prepared = _prepare(signers, digest, pss, ski)
-    small = _sign_small(message, prepared, opaque=opaque, when=when, limits=limits)
-    if small is not None:
-        return small
-    out = io.BytesIO()
-    _sign_stream(io.BytesIO(message), out, prepared, opaque=opaque, when=when, limits=limits)
-    return out.getvalue()
 
 
 def _trust_from(trust: Trust | Sequence[x509.Certificate] | None) -> Trust:
