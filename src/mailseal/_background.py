@@ -9,10 +9,13 @@ from then on every piece goes through the thread, so the order is kept.
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # loaded when a thread is first needed: a small message never needs one
+    import queue
+    import threading
 
 __all__ = ["BackgroundFeed", "fan_out"]
 
@@ -54,6 +57,8 @@ def fan_out(consumers: list[Callable[[bytes], None]]) -> Callable[[bytes], None]
 def _stop(q: queue.Queue[bytes | None], stop: threading.Event) -> None:
     # never blocks (it may run wherever the feed is collected): a full queue is noticed by the
     # thread after its next piece
+    import queue
+
     stop.set()
     with contextlib.suppress(queue.Full):
         q.put_nowait(None)
@@ -103,6 +108,9 @@ class BackgroundFeed:
         q.put(data if type(data) is bytes else bytes(data))
 
     def _start(self) -> queue.Queue[bytes | None]:
+        import queue
+        import threading
+
         q: queue.Queue[bytes | None] = queue.Queue(maxsize=self._depth)
         stop = threading.Event()
         thread = threading.Thread(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import io
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Literal, NamedTuple
@@ -430,6 +429,8 @@ def open_envelope(
         return EnvelopeInfo(
             kind, dec.cipher.name, True, recipients, opened_by, rindex, _oid_text(ct_der)
         )
+
+    import tempfile  # here: it loads shutil, bz2 and lzma, which encryption never needs
 
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
         spooled = _Batch(spool.write)

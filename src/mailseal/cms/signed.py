@@ -358,7 +358,9 @@ class OpaqueSignedWriter:
             head = self._head()
             self._write(head + der.tlv(0x04, pending))
             return
-        self._write(der.tlv(0x04, data))
+        # the header on its own: the content is handed on without being copied
+        self._write(bytes((0x04,)) + der.encode_length(len(data)))
+        self._write(data)
 
     def _head(self) -> bytes:
         if len(self._signers) == 1:

@@ -16,7 +16,6 @@ import functools
 import importlib
 import re
 import struct
-import tempfile
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import IO
@@ -529,6 +528,8 @@ class Canonicalizer:
             self._stream_clean(r)
             return
         # 7bit, quoted-printable, base64 or unknown: decide after seeing the whole body
+        import tempfile  # here: it loads shutil, bz2 and lzma, which the usual paths never need
+
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
             scan = _Scan()
             for chunk in _reader_chunks(r):
