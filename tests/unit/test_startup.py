@@ -159,9 +159,9 @@ def test_encrypting_imports_only_what_it_needs(files: Path, alice: Person, ciphe
     assert opened.content is not None and opened.content.endswith(b"hello\r\n")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["sign", "--help"], ["verify", "--help"]])
-def test_command_line_help_loads_no_cryptography(args: list[str]) -> None:
-    found = _run(
+def _run_cli(args: list[str]) -> dict[str, object]:
+    """Run the command line with ``args`` in a fresh interpreter; the modules it loaded."""
+    return _run(
         "import json, sys\n"
         "from mailseal.cli.main import main\n"
         "try:\n"
@@ -170,6 +170,11 @@ def test_command_line_help_loads_no_cryptography(args: list[str]) -> None:
         "    assert not exc.code, exc.code\n"
         "print(json.dumps({'modules': sorted(sys.modules)}))\n"
     )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sign", "--help"], ["verify", "--help"]])
+def test_command_line_help_loads_no_cryptography(args: list[str]) -> None:
+    found = _run_cli(args)
     assert _loaded(found["modules"], ("cryptography", "mailseal.cms", "mailseal.keys")) == []
 
 
@@ -180,14 +185,6 @@ def test_command_line_signing_imports_only_what_it_needs(
     args = ["sign", "--cert", str(files / "alice.crt"), "--key", str(files / "alice.key")]
     args += ["--chain", str(files / "chain.pem"), "-i", str(files / "message.eml")]
     args += ["-o", str(out)]
-    found = _run(
-        "import json, sys\n"
-        "from mailseal.cli.main import main\n"
-        "try:\n"
-        f"    main({args!r})\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        "print(json.dumps({'modules': sorted(sys.modules)}))\n"
-    )
+    found = _run_cli(args)
     assert _loaded(found["modules"], NOT_FOR_SIGNING_ON_THE_COMMAND_LINE) == []
     assert mailseal.verify(out.read_bytes(), trust=trust).valid
