@@ -430,11 +430,15 @@ def _one_cipher(
     o_dec_o: list[ProcResult] = []
     m_dec_o: list[ProcResult] = []
     try:
+        # each run writes a new file (see bench.large: replacing a large file costs its
+        # writer the time to free the old one)
         for _ in range(repeat):
             ossl_out.unlink(missing_ok=True)
             o_enc.append(run_measured(ossl_enc))
+            ms_out.unlink(missing_ok=True)
             m_enc.append(run_measured(ms_enc, cwd=cwd))
             if cli_enc:
+                cli_out.unlink(missing_ok=True)
                 c_enc.append(run_measured(cli_enc))
                 cli_out.unlink(missing_ok=True)
         sizes = {"mailseal": ms_out.stat().st_size, "openssl": ossl_out.stat().st_size}

@@ -167,9 +167,13 @@ def _one_form(
     cwd = _cwd()
     o_sign: list[ProcResult] = []
     m_sign: list[ProcResult] = []
+    # each run writes a new file: replacing one the size of the message costs its writer the
+    # time to free the old one (about 20 ms at 100 MiB), and neither side should pay that
     for _ in range(repeat):
+        ossl_out.unlink(missing_ok=True)
         o_sign.append(run_measured(ossl_sign_argv))
         ossl_out.unlink(missing_ok=True)
+        ms_out.unlink(missing_ok=True)
         m_sign.append(run_measured(ms_sign_argv, cwd=cwd))
     signed_size = ms_out.stat().st_size
     o_ver: list[ProcResult] = []

@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from asn1crypto import cms as a_cms
+from asn1crypto import keys as a_keys
+from asn1crypto import pem as a_pem
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailseal.mime.reader import Reader
 
@@ -317,3 +320,28 @@ def lines_of(data: bytes) -> list[bytes]:
     assert b"\n" not in data.replace(b"\r\n", b""), "bare LF in output"
     assert b"\r" not in data.replace(b"\r\n", b""), "bare CR in output"
     return data.split(b"\r\n")
+
+
+def rsa_numbers(key: rsa.RSAPrivateKey) -> dict[str, int]:
+    """The fields of ``key`` as a PKCS#1 RSAPrivateKey, to change before :func:`rsa_key_der`."""
+    n = key.private_numbers()
+    return {
+        "version": 0,
+        "modulus": n.public_numbers.n,
+        "public_exponent": n.public_numbers.e,
+        "private_exponent": n.d,
+        "prime1": n.p,
+        "prime2": n.q,
+        "exponent1": n.dmp1,
+        "exponent2": n.dmq1,
+        "coefficient": n.iqmp,
+    }
+
+
+def rsa_key_der(numbers: dict[str, int]) -> bytes:
+    """A PKCS#1 RSAPrivateKey with exactly these numbers, consistent or not."""
+    return bytes(a_keys.RSAPrivateKey(numbers).dump())
+
+
+def rsa_key_pem(numbers: dict[str, int]) -> bytes:
+    return bytes(a_pem.armor("RSA PRIVATE KEY", rsa_key_der(numbers)))

@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from mailseal.errors import IdentityError, PasswordError
-from mailseal.keys.software import SoftwareKey, wrong_password
+from mailseal.keys.software import SoftwareKey, check_rsa_key, wrong_password
 
 __all__ = ["load_key_file", "save_key_file"]
 
@@ -53,9 +54,15 @@ def load_key_file(path: Path, passphrase: bytes | None) -> SoftwareKey:
     if b"ENCRYPTED" in data and not passphrase:
         raise PasswordError(f"the key file {path} needs the CA passphrase")
     try:
-        key = serialization.load_pem_private_key(data, passphrase or None)
+        # these files were written by mailseal from keys it made or fully checked on import
+        # (load_private_key(thorough=True)); check_rsa_key guards against damage since
+        key = serialization.load_pem_private_key(
+            data, passphrase or None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError) as exc:
         if wrong_password(exc, data, passphrase):
             raise PasswordError(f"wrong CA passphrase for {path}") from None
         raise IdentityError(f"{path} does not hold a usable private key") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        check_rsa_key(key, f"the key in {path}")
     return SoftwareKey(key)  # type: ignore[arg-type]

@@ -76,15 +76,16 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import pkcs12 as asn1_pkcs12
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4, TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from mailseal.errors import IdentityError, MailsealError, PasswordError, UsageError
+from mailseal.keys.software import check_rsa_key
 
 __all__ = [
     "DEFAULT_PKCS12_LIMITS",
@@ -962,9 +963,9 @@ class _Reader:
 
     def add_key(self, pkcs8: bytes, bag: Any) -> None:
         try:
-            # OpenSSL's full RSA key check costs ~0.1 s per 3072-bit key (primality tests), a
-            # recovery file may hold fifty: one signature round trip below proves instead that
-            # the private exponent fits the public key, the only property decryption needs.
+            # OpenSSL's full RSA key check costs ~0.1 s per 3072-bit key (primality tests), and
+            # a recovery file may hold fifty: check_rsa_key below checks what the private-key
+            # operations rely on in under a millisecond.
             key = serialization.load_der_private_key(
                 pkcs8, password=None, unsafe_skip_rsa_key_validation=True
             )
@@ -976,7 +977,7 @@ class _Reader:
                 f"(supported: {_KEY_TYPE_NAMES} keys)"
             )
         if isinstance(key, rsa.RSAPrivateKey):
-            _check_rsa_key(key)
+            check_rsa_key(key, "an RSA private key in the PKCS#12 file")
         local_id, name = self.attributes(bag)
         self.keys.append(_KeyItem(key, _public_der(key.public_key()), local_id, name))
 
@@ -1117,16 +1118,6 @@ class _Reader:
                 self.bmp = bmp
                 return plain
         raise self.decrypt_failed(what)
-
-
-def _check_rsa_key(key: rsa.RSAPrivateKey) -> None:
-    """A signature made with ``key`` must verify with its public key."""
-    probe = b"mailseal PKCS#12 key check"
-    try:
-        signature = key.sign(probe, padding.PKCS1v15(), hashes.SHA256())
-        key.public_key().verify(signature, probe, padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, ValueError):
-        raise IdentityError("an RSA private key in the PKCS#12 file is inconsistent") from None
 
 
 def _number(value: object) -> str:

@@ -321,7 +321,7 @@ def _import_ca(
         raise UsageError("importing a CA needs its key (--import-key)")
     certs = load_certificates(cert_data, what="CA certificate file")
     cert = certs[0]
-    soft = load_private_key(key_data, password)
+    soft = load_private_key(key_data, password, thorough=True)  # once, for a key kept for years
     try:
         _check_pair(cert, soft)
     except IdentityError:

@@ -13,12 +13,22 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 import mailseal
 from mailseal.cli.main import main
 from mailseal.pki.testpki import TestPKI, write_identity
 
-from .._support import MAIL_8BIT, content_info, header, param, signer_infos, split_head
+from .._support import (
+    MAIL_8BIT,
+    content_info,
+    header,
+    param,
+    rsa_key_pem,
+    rsa_numbers,
+    signer_infos,
+    split_head,
+)
 from ..conftest import Person
 
 
@@ -417,6 +427,22 @@ def test_key_not_matching_certificate(cli: Callable[..., Run], files: dict[str, 
         "sign", "-i", files["mail.eml"], "--cert", files["alice.crt"], "--key", files["bob.key"]
     )
     assert_one_line_error(r, "does not belong")
+
+
+def test_inconsistent_key_file(
+    cli: Callable[..., Run], files: dict[str, Path], alice: Person, tmp_path: Path
+) -> None:
+    """A damaged RSA key (here its CRT coefficient) is one line naming what is wrong, for
+    signing and for decrypting alike."""
+    assert isinstance(alice.issued.key, rsa.RSAPrivateKey)
+    damaged = rsa_numbers(alice.issued.key)
+    damaged["coefficient"] ^= 4
+    key = tmp_path / "damaged.key"
+    key.write_bytes(rsa_key_pem(damaged))
+    r = cli("sign", "-i", files["mail.eml"], "--cert", files["alice.crt"], "--key", key)
+    assert_one_line_error(r, "the RSA private key is inconsistent", "CRT coefficient")
+    r = cli("decrypt", "-i", files["mail.eml"], "--cert", files["alice.crt"], "--key", key)
+    assert_one_line_error(r, "the RSA private key is inconsistent")
 
 
 def test_refused_algorithm(cli: Callable[..., Run], files: dict[str, Path], tmp_path: Path) -> None:
