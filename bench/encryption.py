@@ -438,7 +438,6 @@ def _one_cipher(
             ms_out.unlink(missing_ok=True)
             m_enc.append(run_measured(ms_enc, cwd=cwd))
             if cli_enc:
-                cli_out.unlink(missing_ok=True)
                 c_enc.append(run_measured(cli_enc))
                 cli_out.unlink(missing_ok=True)
         sizes = {"mailseal": ms_out.stat().st_size, "openssl": ossl_out.stat().st_size}

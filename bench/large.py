@@ -170,7 +170,6 @@ def _one_form(
     # each run writes a new file: replacing one the size of the message costs its writer the
     # time to free the old one (about 20 ms at 100 MiB), and neither side should pay that
     for _ in range(repeat):
-        ossl_out.unlink(missing_ok=True)
         o_sign.append(run_measured(ossl_sign_argv))
         ossl_out.unlink(missing_ok=True)
         ms_out.unlink(missing_ok=True)

@@ -45,6 +45,9 @@ class CompressWriter:
     def write(self, data: bytes) -> None:
         self._emit(self._z.compress(data))
 
+    def abort(self) -> None:
+        """Give up on this content (nothing is held that needs releasing)."""
+
     def close(self) -> None:
         self._emit(self._z.flush())
         # end of the OCTET STRING, [0], EncapsulatedContentInfo, CompressedData, [0], ContentInfo

@@ -150,6 +150,9 @@ class EnvelopeWriter:
             self._write(b"\x04" + der.encode_length(len(ciphertext)))
             self._write(ciphertext)
 
+    def abort(self) -> None:
+        """Give up on this content (nothing is held that needs releasing)."""
+
     def close(self) -> None:
         if self._closed:
             return

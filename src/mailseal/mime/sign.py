@@ -74,6 +74,8 @@ class _CMSWriter(Protocol):
 
     def close(self) -> None: ...
 
+    def abort(self) -> None: ...
+
 
 class Base64Body:
     """The base64 body of an ``application/pkcs7-mime`` part: a streaming CMS writer feeding a
@@ -115,14 +117,11 @@ class Base64Body:
         self._current = None
 
     def abort(self) -> None:
-        """Drop the current writer (a writer with an ``abort`` method is told so) and wait
-        until its output thread, if any, has stopped."""
+        """Drop the current writer and wait until its output thread, if any, has stopped."""
         if self._current is not None:
             writer, feed, _ = self._current
             self._current = None
-            abort = getattr(writer, "abort", None)
-            if abort is not None:
-                abort()
+            writer.abort()
             feed.abort(wait=True)
 
 
